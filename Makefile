@@ -1,0 +1,87 @@
+# The workshop's entry points. `make help` lists them.
+# Targets that take a step accept it as a second word (`make test-step 2`) or as N=2.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+STAMP := $(VENV)/.installed
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+STEP_DIRS := $(sort $(wildcard step0[1-9]_*))
+STEPS := $(patsubst step0%,%,$(foreach d,$(STEP_DIRS),$(firstword $(subst _, ,$(d)))))
+LAST_STEP := $(lastword $(STEPS))
+
+# `make test-step 2`: take the word after the target as N, and make that word a no-op target.
+STEP_GOALS := run-step test-step diff-step start-step check-step worker
+ifneq ($(filter $(firstword $(MAKECMDGOALS)),$(STEP_GOALS)),)
+  ifneq ($(word 2,$(MAKECMDGOALS)),)
+    N := $(word 2,$(MAKECMDGOALS))
+    $(eval $(N):;@:)
+  endif
+endif
+N ?= $(STEP)
+step_dir = $(firstword $(wildcard step0$(1)_*))
+DIR = $(call step_dir,$(N))
+
+define need_step
+	@if [ -z "$(N)" ]; then echo "Which step? For example: make $@ 1   (steps here: $(STEPS))"; exit 2; fi
+	@if [ -z "$(DIR)" ]; then echo "There is no step $(N) (steps here: $(STEPS))."; exit 2; fi
+endef
+
+.PHONY: help setup demo run-step redis worker flower test test-step diff-step lint clean
+
+help: ## List the targets
+	@echo "Celery SMS workshop: make <target>   (steps here: $(STEPS))"
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found " + sys.version.split()[0] + "). Set PYTHON=python3.12, for example.")'
+	@echo "==> creating the virtual environment in $(VENV)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "==> installing Django, Celery, Redis and the workshop's tools (first run only)"
+	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP) ## Create .venv and install everything (every target does this first)
+	@echo "Ready: $(VENV) ($$($(PY) --version))"
+
+demo: $(STAMP) ## Start the final step: Redis, SMS gateway, worker, Django on http://127.0.0.1:8000
+	@$(MAKE) --no-print-directory run-step N=$(LAST_STEP)
+
+run-step: $(STAMP) ## Start step N with honcho (Redis, gateway, worker, Django); Ctrl-C stops all
+	$(need_step)
+	@echo "==> step $(N): $(DIR)/Procfile"
+	@echo "    page:  http://127.0.0.1:$${WEB_PORT:-8000}/"
+	@echo "    inbox: http://127.0.0.1:$${SMS_GATEWAY_PORT:-8881}/_inbox    (Ctrl-C stops everything)"
+	@cd $(DIR) && honcho start -f Procfile
+
+redis: $(STAMP) ## Run a Redis server on 127.0.0.1:6379 (or use the one already there)
+	@$(PY) -m workshop.redis_server
+
+worker: $(STAMP) ## Run a Celery worker for step N (STEP=N), as the chapter types it
+	$(need_step)
+	@cd $(DIR) && celery -A mycelery.main worker --loglevel=info
+
+test: $(STAMP) ## Run every test: the gateway, each step in its own pytest process, the docs
+	@$(PY) -m workshop.testrun $(STEPS)
+
+test-step: $(STAMP) ## Run step N's tests (STEP_DIR=path tests another copy of the step)
+	$(need_step)
+	@$(PY) -m pytest tests/step0$(N) $(PYTEST_ARGS)
+
+diff-step: $(STAMP) ## Show what step N changes from step N-1: the lesson
+	$(need_step)
+	@$(PY) -m workshop.stepdiff $(N)
+
+lint: $(STAMP) ## Check style with ruff
+	@ruff check .
+	@ruff format --check .
+
+clean: ## Remove generated files (keeps .venv and workspace/)
+	rm -rf site .run bench-results .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +

@@ -1,0 +1,23 @@
+"""Celery 的主程序 / the Celery application: start a worker with
+
+    celery -A mycelery.main worker --loglevel=info
+"""
+
+import os
+
+import django
+from celery import Celery
+
+# 让 Celery 加载 Django 的配置 / tell Django which settings to use...
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "renranapi.settings")
+# ...and initialise Django before the tasks import anything from it (models, settings, caches)
+django.setup()
+
+# 创建 Celery 应用对象 / the application; "renran" names it in the worker's banner
+app = Celery("renran")
+
+# 加载配置 / load the settings from mycelery/config.py
+app.config_from_object("mycelery.config")
+
+# 自动发现任务 / find the tasks in each listed package's tasks.py
+app.autodiscover_tasks(["mycelery.sms"])

@@ -1,0 +1,87 @@
+"""Step 1: the SMS is sent inside the request, so the user waits for the provider."""
+
+import time
+
+MOBILE = "13800138000"
+
+
+def send(client, mobile=MOBILE):
+    return client.get(f"/users/sms/{mobile}/")
+
+
+def test_sms_reaches_the_gateway_with_the_code_stored_in_redis(client, gateway, sms_redis):
+    response = send(client)
+
+    assert response.status_code == 200, response.content
+    assert response.json() == {"message": "短信已经发送,请留意您的手机"}
+    stored = sms_redis.get(f"sms_{MOBILE}")
+    assert stored is not None and len(stored) == 4 and stored.isdigit()
+    [message] = gateway.inbox(to=MOBILE)
+    # The template's data: the code, then its lifetime in minutes.
+    assert message["datas"] == [stored, "5"] or message["datas"] == [stored, 5]
+    assert message["templateId"] == "1"
+
+
+def test_code_expires_after_sms_expire_time_and_interval_after_sms_interval_time(client, gateway, sms_redis):
+    from users import constants
+
+    send(client)
+
+    assert 0 < sms_redis.ttl(f"sms_{MOBILE}") <= constants.SMS_EXPIRE_TIME
+    assert sms_redis.ttl(f"sms_{MOBILE}") > constants.SMS_INTERVAL_TIME
+    assert 0 < sms_redis.ttl(f"interval_{MOBILE}") <= constants.SMS_INTERVAL_TIME
+
+
+def test_interval_refuses_a_second_request(client, gateway, sms_redis):
+    assert send(client).status_code == 200
+    first_code = sms_redis.get(f"sms_{MOBILE}")
+
+    second = send(client)
+
+    assert second.status_code == 400
+    assert "60秒内已经发送过短信" in second.json()["message"]
+    assert len(gateway.inbox(to=MOBILE)) == 1
+    assert sms_redis.get(f"sms_{MOBILE}") == first_code
+
+
+def test_another_number_is_not_held_back_by_the_interval(client, gateway):
+    assert send(client, "13800138000").status_code == 200
+    assert send(client, "13900139000").status_code == 200
+    assert len(gateway.inbox(to="13900139000")) == 1
+
+
+def test_the_request_waits_for_the_gateway(client, gateway):
+    """The problem this workshop solves: the response cannot come before the SMS provider's."""
+    gateway.configure(latency=1.0)
+    started = time.monotonic()
+
+    response = send(client)
+
+    elapsed = time.monotonic() - started
+    assert response.status_code == 200
+    # By the time the user gets an answer, the gateway has already delivered the SMS.
+    assert len(gateway.inbox(to=MOBILE)) == 1
+    # A lower bound only: a slow machine makes this longer, never shorter.
+    assert elapsed >= 1.0
+
+
+def test_a_failing_gateway_gives_a_json_error_and_stores_nothing(client, gateway, sms_redis):
+    gateway.configure(fail_next=1)
+
+    response = send(client)
+
+    assert response.status_code == 502
+    assert response["Content-Type"] == "application/json"
+    assert "短信发送失败" in response.json()["message"]
+    assert sms_redis.get(f"interval_{MOBILE}") is None
+    assert send(client).status_code == 200
+
+
+def test_the_page_has_the_button_and_the_phone(client):
+    response = client.get("/")
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "获取验证码" in html
+    assert 'id="phone"' in html
+    assert "/_inbox" in html

@@ -1,0 +1,77 @@
+"""Step 3: the view hands the SMS to Celery and answers at once; a real worker sends it."""
+
+import threading
+
+import pytest
+import redis as redis_py
+
+MOBILE = "13800138000"
+
+
+@pytest.fixture
+def broker(services):
+    client = redis_py.Redis.from_url(f"{services.redis_url}/15")
+    yield client
+    client.close()
+
+
+def request_in_background(client, mobile=MOBILE):
+    """Run the request in a thread, so a test can hold the gateway and still see the response."""
+    box = {}
+    thread = threading.Thread(target=lambda: box.update(response=client.get(f"/users/sms/{mobile}/")))
+    thread.start()
+    return thread, box
+
+
+def test_the_response_comes_before_the_gateway_answers(client, gateway, sms_redis, start_worker):
+    start_worker()
+    gateway.configure(hold=True)  # the gateway keeps every SMS until released
+
+    thread, box = request_in_background(client)
+    thread.join(timeout=10)
+    answered_while_held = not thread.is_alive()
+    gateway.release()
+    thread.join(timeout=30)
+
+    assert answered_while_held, (
+        "The view did not answer while the gateway still held the SMS: "
+        "it still sends inside the request. Step 3 calls send_sms.delay(mobile=mobile, sms_code=sms_code)."
+    )
+    response = box["response"]
+    assert response.status_code == 200
+    assert response.json() == {"message": "短信已经发送,请留意您的手机"}
+
+    # Afterwards the worker delivers it, with the code that Redis holds.
+    [message] = gateway.wait_for_messages(MOBILE, count=1, timeout=30)
+    assert str(message["datas"][0]) == sms_redis.get(f"sms_{MOBILE}")
+
+
+def test_with_no_worker_the_message_waits_in_the_broker(client, gateway, sms_redis, broker, start_worker):
+    response = client.get(f"/users/sms/{MOBILE}/")
+
+    assert response.status_code == 200
+    assert broker.llen("celery") == 1, "the SMS task should wait in the broker until a worker runs"
+    assert gateway.inbox(to=MOBILE) == []
+
+    start_worker()
+
+    [message] = gateway.wait_for_messages(MOBILE, count=1, timeout=30)
+    assert str(message["datas"][0]) == sms_redis.get(f"sms_{MOBILE}")
+    assert broker.llen("celery") == 0
+
+
+def test_the_interval_still_refuses_a_second_request(client, gateway, broker):
+    assert client.get(f"/users/sms/{MOBILE}/").status_code == 200
+
+    second = client.get(f"/users/sms/{MOBILE}/")
+
+    assert second.status_code == 400
+    assert "60秒内已经发送过短信" in second.json()["message"]
+    assert broker.llen("celery") == 1, "only the first request queues an SMS"
+
+
+def test_the_worker_registers_send_sms_with_django_loaded(start_worker):
+    worker = start_worker()
+
+    assert ". mycelery.sms.tasks.send_sms" in worker.log
+    assert ". send_sms2" in worker.log

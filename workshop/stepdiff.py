@@ -1,0 +1,37 @@
+"""`make diff-step N`: what step N changes from step N-1, renames detected, caches left out."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.sqlite3", "celerybeat-schedule*")
+
+
+def step_folder(n: int) -> Path:
+    matches = sorted(ROOT.glob(f"step{n:02d}_*"))
+    if not matches:
+        sys.exit(f"There is no step {n}.")
+    return matches[0]
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1 or not argv[0].isdigit() or int(argv[0]) < 2:
+        sys.exit("usage: python -m workshop.stepdiff N   (N >= 2: the diff from step N-1 to step N)")
+    n = int(argv[0])
+    before, after = step_folder(n - 1), step_folder(n)
+    with tempfile.TemporaryDirectory() as tmp:
+        for folder in (before, after):
+            shutil.copytree(folder, Path(tmp) / folder.name, ignore=IGNORE)
+        args = ["git", "diff", "--no-index", "--find-renames", "--color=auto"]
+        subprocess.call([*args, "--stat", before.name, after.name], cwd=tmp)
+        subprocess.call([*args, before.name, after.name], cwd=tmp)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
