@@ -1,6 +1,6 @@
 """`make test`: each suite in its own pytest process (the steps share module names), one summary.
 
-    python -m workshop.testrun 1 2 3      # the gateway's tests, steps 1-3, then tests/docs etc.
+python -m workshop.testrun 1 2 3      # the gateway's tests, steps 1-3, then tests/docs etc.
 """
 
 from __future__ import annotations
@@ -19,7 +19,11 @@ def suites(steps: list[str]) -> list[Path]:
     found = [tests / "workshop"]
     found += [tests / f"step{int(n):02d}" for n in steps]
     # Anything else in tests/ (docs, browser, ...) runs after the steps it describes.
-    found += sorted(p for p in tests.iterdir() if p.is_dir() and p not in found and not p.name.startswith(("_", ".")) and p.name != "__pycache__")
+    found += sorted(
+        p
+        for p in tests.iterdir()
+        if p.is_dir() and p not in found and not p.name.startswith(("_", ".")) and p.name != "__pycache__"
+    )
     return [p for p in found if p.is_dir()]
 
 
@@ -40,7 +44,9 @@ def main(argv: list[str]) -> int:
             name = suite.relative_to(ROOT)
             print(f"\n==> {name}", flush=True)
             junit = Path(tmp) / f"{suite.name}.xml"
-            code = subprocess.call([sys.executable, "-m", "pytest", str(name), f"--junitxml={junit}"], cwd=ROOT)
+            code = subprocess.call(
+                [sys.executable, "-m", "pytest", str(name), f"--junitxml={junit}"], cwd=ROOT
+            )
             rows.append((str(name), code, counts(junit)))
 
     print("\n==> summary")

@@ -40,13 +40,9 @@ class SMSCodeAPIView(APIView):
 
         # 3. 发送短信: the user waits here until the SMS provider answers
         # --8<-- [start:send]
-        ok = send_template_sms(
-            mobile, [sms_code, constants.SMS_EXPIRE_TIME // 60], constants.SMS_TEMPLATE_ID
-        )
+        ok = send_template_sms(mobile, [sms_code, constants.SMS_EXPIRE_TIME // 60], constants.SMS_TEMPLATE_ID)
         if not ok:
-            return Response(
-                {"message": "短信发送失败,请稍后再试"}, status=status.HTTP_502_BAD_GATEWAY
-            )
+            return Response({"message": "短信发送失败,请稍后再试"}, status=status.HTTP_502_BAD_GATEWAY)
         # --8<-- [end:send]
 
         # 4. 保存短信验证码和发送间隔
@@ -58,4 +54,4 @@ class SMSCodeAPIView(APIView):
 
         # 5. 响应发送短信的结果
         return Response({"message": "短信已经发送,请留意您的手机"})
-# --8<-- [end:view]
+        # --8<-- [end:view]

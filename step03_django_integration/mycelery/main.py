@@ -1,6 +1,6 @@
-"""Celery 的主程序 / the Celery application: start a worker with
+"""Celery 的主程序 / the Celery application. Start a worker inside the step folder with:
 
-    celery -A mycelery.main worker --loglevel=info
+celery -A mycelery.main worker --loglevel=info
 """
 
 import os

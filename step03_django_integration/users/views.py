@@ -52,4 +52,4 @@ class SMSCodeAPIView(APIView):
 
         # 5. 响应发送短信的结果
         return Response({"message": "短信已经发送,请留意您的手机"})
-# --8<-- [end:view]
+        # --8<-- [end:view]

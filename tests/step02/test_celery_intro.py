@@ -19,10 +19,17 @@ def broker(services):
 def test_the_step_has_the_mycelery_package(step_path):
     missing = [
         name
-        for name in ("mycelery/__init__.py", "mycelery/config.py", "mycelery/main.py", "mycelery/sms/tasks.py")
+        for name in (
+            "mycelery/__init__.py",
+            "mycelery/config.py",
+            "mycelery/main.py",
+            "mycelery/sms/tasks.py",
+        )
         if not (step_path / name).exists()
     ]
-    assert not missing, f"Step 2 adds the Celery package mycelery/; missing in {step_path}: {', '.join(missing)}"
+    assert not missing, (
+        f"Step 2 adds the Celery package mycelery/; missing in {step_path}: {', '.join(missing)}"
+    )
 
 
 def test_config_uses_redis_db_15_and_14_overridable_from_the_environment(services):

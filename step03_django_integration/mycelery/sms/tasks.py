@@ -14,14 +14,12 @@ logger = logging.getLogger("django")
 def send_sms(mobile, sms_code):
     """发送短信 / send the SMS: this now runs in the worker, not in the request"""
     try:
-        ok = send_template_sms(
-            mobile, [sms_code, constants.SMS_EXPIRE_TIME // 60], constants.SMS_TEMPLATE_ID
-        )
+        ok = send_template_sms(mobile, [sms_code, constants.SMS_EXPIRE_TIME // 60], constants.SMS_TEMPLATE_ID)
         if not ok:
             logger.error("短信发送失败! 手机号: %s" % mobile)
     except:  # noqa: E722 - the chapter's bare except; step 4 replaces it with typed errors
         logger.error("发送短信服务出现网络异常!")
-# --8<-- [end:send_sms]
+        # --8<-- [end:send_sms]
 
 
 # 自定义任务名 / a name of our own: app.send_task("send_sms2") finds it by this name
