@@ -11,6 +11,7 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
+, := ,
 STEP_DIRS := $(sort $(wildcard step0[1-9]_*))
 STEPS := $(patsubst step0%,%,$(foreach d,$(STEP_DIRS),$(firstword $(subst _, ,$(d)))))
 LAST_STEP := $(lastword $(STEPS))
@@ -32,7 +33,8 @@ define need_step
 	@if [ -z "$(DIR)" ]; then echo "There is no step $(N) (steps here: $(STEPS))."; exit 2; fi
 endef
 
-.PHONY: help setup demo run-step redis worker flower test test-step diff-step lint clean
+.PHONY: help setup demo run-step redis worker flower test test-step diff-step start-step check-step \
+	screenshots docs-serve docs-build bench lint clean
 
 help: ## List the targets
 	@echo "Celery SMS workshop: make <target>   (steps here: $(STEPS))"
@@ -65,7 +67,10 @@ redis: $(STAMP) ## Run a Redis server on 127.0.0.1:6379 (or use the one already 
 
 worker: $(STAMP) ## Run a Celery worker for step N (STEP=N), as the chapter types it
 	$(need_step)
-	@cd $(DIR) && celery -A mycelery.main worker --loglevel=info
+	@cd $(DIR) && celery -A mycelery.main worker --loglevel=info $(if $(filter 4,$(N)),-Q sms$(,)celery)
+
+flower: $(STAMP) ## Open Flower (the Celery dashboard) for the final step on http://127.0.0.1:5555
+	@cd $(call step_dir,$(LAST_STEP)) && celery -A mycelery.main flower --address=127.0.0.1 --port=$${FLOWER_PORT:-5555}
 
 test: $(STAMP) ## Run every test: the gateway, each step in its own pytest process, the docs
 	@$(PY) -m workshop.testrun $(STEPS)
@@ -77,6 +82,26 @@ test-step: $(STAMP) ## Run step N's tests (STEP_DIR=path tests another copy of t
 diff-step: $(STAMP) ## Show what step N changes from step N-1: the lesson
 	$(need_step)
 	@$(PY) -m workshop.stepdiff $(N)
+
+start-step: $(STAMP) ## Exercise: copy step N-1 into workspace/ to turn it into step N yourself
+	$(need_step)
+	@$(PY) -m workshop.exercise start $(N) $(if $(FORCE),--force)
+
+check-step: $(STAMP) ## Exercise: run step N's tests against workspace/ and say what is missing
+	$(need_step)
+	@$(PY) -m workshop.exercise check $(N)
+
+screenshots: $(STAMP) ## Save PNGs of the page before and after a send (steps 1 and 4) for the docs
+	@$(PY) -m workshop.screenshots
+
+docs-serve: $(STAMP) ## Serve the docs site on http://127.0.0.1:8001 with live reload
+	@mkdocs serve -a 127.0.0.1:8001
+
+docs-build: $(STAMP) ## Build the docs site into site/, failing on any warning
+	@mkdocs build --strict
+
+bench: $(STAMP) ## Measure what Celery buys (QUICK=1 for a short run); writes docs/benchmarks/
+	@$(PY) -m workshop.bench $(if $(QUICK),--quick)
 
 lint: $(STAMP) ## Check style with ruff
 	@ruff check .

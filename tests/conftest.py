@@ -45,8 +45,18 @@ def gateway(services):
 @pytest.fixture(autouse=True)
 def _clean_redis(services):
     """Every test starts from an empty Redis (codes, intervals, queued messages)."""
-    if services.redis_url:
-        redis.Redis.from_url(services.redis_url).flushall()
+    for url in {services.redis_url, services.broker_redis_url}:
+        client = redis.Redis.from_url(url)
+        client.flushall()
+        client.close()
+
+
+@pytest.fixture
+def broker(services):
+    """The broker's Redis db (15): Celery's default queue is the list named "celery"."""
+    client = redis.Redis.from_url(f"{services.broker_redis_url}/15")
+    yield client
+    client.close()
 
 
 @pytest.fixture

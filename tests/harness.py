@@ -28,10 +28,13 @@ TEST_GATEWAY_LATENCY = 0.3
 class Services:
     """Redis and the SMS gateway for one pytest process."""
 
-    def __init__(self):
+    def __init__(self, separate_broker: bool = False):
+        self.separate_broker = separate_broker
         self.redis: RedisServer | None = None
+        self.broker: RedisServer | None = None
         self.gateway_process: subprocess.Popen | None = None
         self.redis_url = ""
+        self.broker_redis_url = ""
         self.gateway_url = ""
 
     def start(self) -> Services:
@@ -43,6 +46,11 @@ class Services:
         else:
             self.redis = RedisServer().start()
             self.redis_url = self.redis.url
+        self.broker_redis_url = self.redis_url
+        if self.separate_broker:
+            # Its own server, so a test can stop the broker while the cache stays up.
+            self.broker = RedisServer().start()
+            self.broker_redis_url = self.broker.url
         port = free_port()
         self.gateway_url = f"http://127.0.0.1:{port}"
         self.gateway_process = subprocess.Popen(
@@ -57,7 +65,7 @@ class Services:
         """The variables the steps read, pointing at these services."""
         return {
             "REDIS_URL": self.redis_url,
-            "CELERY_BROKER_URL": f"{self.redis_url}/15",
+            "CELERY_BROKER_URL": f"{self.broker_redis_url}/15",
             "CELERY_RESULT_BACKEND": f"{self.redis_url}/14",
             "RONGLIAN_BASE_URL": self.gateway_url,
             "SMS_GATEWAY_INBOX_URL": f"{self.gateway_url}/_inbox",
@@ -71,8 +79,9 @@ class Services:
             except subprocess.TimeoutExpired:
                 self.gateway_process.kill()
                 self.gateway_process.wait()
-        if self.redis:
-            self.redis.stop()
+        for server in (self.redis, self.broker):
+            if server:
+                server.stop()
 
 
 def step_dir(default: str) -> Path:
@@ -86,10 +95,10 @@ def step_dir(default: str) -> Path:
     return path
 
 
-def configure_step(config: pytest.Config, default_dir: str) -> Path:
+def configure_step(config: pytest.Config, default_dir: str, separate_broker: bool = False) -> Path:
     """Start the services, export their URLs and load the step's Django project."""
     path = step_dir(default_dir)
-    services = Services().start()
+    services = Services(separate_broker).start()
     config.stash[SERVICES] = services
     os.environ.update(services.environ())
     os.environ["DJANGO_SETTINGS_MODULE"] = "renranapi.settings"

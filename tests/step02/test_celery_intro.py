@@ -2,18 +2,7 @@
 
 import time
 
-import pytest
-import redis as redis_py
-
 RESULT_TIMEOUT = 30
-
-
-@pytest.fixture
-def broker(services):
-    """The broker's Redis db (15): Celery's default queue is the list named "celery"."""
-    client = redis_py.Redis.from_url(f"{services.redis_url}/15")
-    yield client
-    client.close()
 
 
 def test_the_step_has_the_mycelery_package(step_path):

@@ -2,17 +2,7 @@
 
 import threading
 
-import pytest
-import redis as redis_py
-
 MOBILE = "13800138000"
-
-
-@pytest.fixture
-def broker(services):
-    client = redis_py.Redis.from_url(f"{services.redis_url}/15")
-    yield client
-    client.close()
 
 
 def request_in_background(client, mobile=MOBILE):

@@ -1,0 +1,175 @@
+"""Django settings for the renranapi project (workshop step 4: production-grade).
+
+Everything that differs between a laptop and a server comes from the environment. The defaults
+are safe for development and match the workshop's local Redis (6379) and SMS gateway (8881);
+``DJANGO_DEBUG=0`` switches to production mode, where a real secret key is required.
+"""
+
+import os
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env(name, default=None):
+    return os.environ.get(name, default)
+
+
+def env_bool(name, default):
+    value = os.environ.get(name)
+    return default if value is None else value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def env_list(name, default):
+    return [item.strip() for item in env(name, default).split(",") if item.strip()]
+
+
+# --8<-- [start:environment]
+DEBUG = env_bool("DJANGO_DEBUG", True)
+SECRET_KEY = env("DJANGO_SECRET_KEY", "django-insecure-workshop-only-do-not-use-in-production")
+if not DEBUG and SECRET_KEY.startswith("django-insecure"):
+    raise ImproperlyConfigured("Set DJANGO_SECRET_KEY: production mode (DJANGO_DEBUG=0) needs a real secret.")
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
+# --8<-- [end:environment]
+
+INSTALLED_APPS = [
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "users",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "renranapi.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+    },
+]
+
+WSGI_APPLICATION = "renranapi.wsgi.application"
+
+# The verification codes live in Redis; this workshop has no database tables.
+DATABASES = {}
+
+LANGUAGE_CODE = "zh-hans"
+TIME_ZONE = "Asia/Shanghai"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+
+# Behind HTTPS in production: https only, for a year, and say so to browsers.
+if not DEBUG:
+    SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = int(env("DJANGO_SECURE_HSTS_SECONDS", 31536000))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    CSRF_COOKIE_SECURE = True
+    X_FRAME_OPTIONS = "DENY"
+
+# --8<-- [start:redis]
+# Redis: the cache alias "sms_code" holds sms_<mobile> and interval_<mobile>.
+# Short timeouts: if Redis is down, the view answers 503 at once instead of hanging.
+REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379")
+REDIS_OPTIONS = {
+    "CLIENT_CLASS": "django_redis.client.DefaultClient",
+    "SOCKET_CONNECT_TIMEOUT": 0.5,
+    "SOCKET_TIMEOUT": 0.5,
+}
+CACHES = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": f"{REDIS_URL}/0",
+        "OPTIONS": REDIS_OPTIONS,
+    },
+    "sms_code": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": f"{REDIS_URL}/1",
+        "OPTIONS": REDIS_OPTIONS,
+    },
+}
+# --8<-- [end:redis]
+
+# --8<-- [start:rest_framework]
+REST_FRAMEWORK = {
+    # No users and no sessions in this workshop: the API is anonymous and answers JSON.
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "UNAUTHENTICATED_USER": None,
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # Every error, ours or DRF's, as {"error": "..."}; Redis or broker down becomes a 503.
+    "EXCEPTION_HANDLER": "users.exceptions.exception_handler",
+    # Per-IP limit on sending codes (the throttle's counters live in the "default" Redis cache).
+    "DEFAULT_THROTTLE_RATES": {"sms": env("SMS_THROTTLE_RATE", "10/hour")},
+    # How many proxies in front of Django may set X-Forwarded-For. 0: trust none, use the socket's
+    # address, so a client cannot pick a new identity per request with a forged header.
+    "NUM_PROXIES": int(env("TRUSTED_PROXY_COUNT", 0)),
+}
+# --8<-- [end:rest_framework]
+
+# Ronglian Cloud (容联云通讯). The defaults talk to the workshop's local gateway;
+# real credentials and https://app.cloopen.com:8883 send a real SMS.
+RONGLIAN_ACC_ID = env("RONGLIAN_ACC_ID", "workshop-account-sid")
+RONGLIAN_ACC_TOKEN = env("RONGLIAN_ACC_TOKEN", "workshop-auth-token")
+RONGLIAN_APP_ID = env("RONGLIAN_APP_ID", "workshop-app-id")
+RONGLIAN_BASE_URL = env("RONGLIAN_BASE_URL", "http://127.0.0.1:8881")
+# (connect, read) seconds for every call to the provider
+RONGLIAN_TIMEOUT = (float(env("RONGLIAN_CONNECT_TIMEOUT", 3)), float(env("RONGLIAN_READ_TIMEOUT", 10)))
+
+# The demo page's simulated phone reads this inbox; empty when a real provider sends.
+SMS_GATEWAY_INBOX_URL = env("SMS_GATEWAY_INBOX_URL", "http://127.0.0.1:8881/_inbox")
+# How many codes one number may receive per day (against SMS bombing).
+SMS_DAILY_LIMIT = int(env("SMS_DAILY_LIMIT", 10))
+
+# --8<-- [start:celery]
+# Celery reads every setting below that starts with CELERY_ (mycelery/main.py).
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", f"{REDIS_URL}/15")
+CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", f"{REDIS_URL}/14")
+# SMS tasks have their own queue, so a flood of other work cannot delay a verification code.
+CELERY_TASK_QUEUES = [Queue("celery"), Queue("sms")]
+CELERY_TASK_ROUTES = {"mycelery.sms.tasks.*": {"queue": "sms"}}
+# A message is acknowledged after the task ran, not before: a crashed worker's message is redelivered.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# An unacknowledged message goes back to the queue after this long. It must exceed the longest
+# retry countdown; five minutes is also how long the code is valid.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": int(env("CELERY_BROKER_VISIBILITY_TIMEOUT", 300)),
+    "socket_connect_timeout": 0.5,
+    "socket_timeout": 1,
+}
+# .delay() must not hang when the broker is down: try briefly, then raise.
+CELERY_BROKER_CONNECTION_TIMEOUT = 0.5
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# --8<-- [end:celery]
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "[%(asctime)s: %(levelname)s/%(name)s] %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "INFO"},
+}

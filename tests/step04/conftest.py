@@ -1,0 +1,36 @@
+import pytest
+
+from tests.harness import configure_step
+
+MOBILE = "13800138000"
+
+
+def pytest_configure(config):
+    # The broker gets its own Redis server here, so a test can stop it while the cache stays up.
+    configure_step(config, "step04_final", separate_broker=True)
+
+
+@pytest.fixture
+def sms_worker(start_worker):
+    """A worker consuming the sms queue, as step 4's Procfile starts it."""
+
+    def start(**kwargs):
+        return start_worker("mycelery.main", "-Q", "sms,celery", **kwargs)
+
+    return start
+
+
+@pytest.fixture
+def send(client):
+    def send(mobile=MOBILE, **extra):
+        return client.get(f"/users/sms/{mobile}/", **extra)
+
+    return send
+
+
+@pytest.fixture
+def verify(client):
+    def verify(mobile=MOBILE, code="000000", **extra):
+        return client.post("/users/sms/verify/", {"mobile": mobile, "code": code}, content_type="application/json", **extra)
+
+    return verify

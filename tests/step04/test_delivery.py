@@ -1,0 +1,107 @@
+"""Step 4, delivery: typed gateway errors, retries with backoff, crashes, the idempotency marker."""
+
+import re
+
+from workshop.gateway import PERMANENT_CODES, TRANSIENT_CODES
+
+from .conftest import MOBILE
+
+
+def test_send_answers_at_once_and_the_worker_delivers_a_six_digit_code(send, gateway, sms_redis, sms_worker):
+    sms_worker()
+
+    response = send()
+
+    assert response.status_code == 200
+    assert response.json() == {"message": "短信已经发送,请留意您的手机", "expires_in": 300, "retry_after": 60}
+    stored = sms_redis.get(f"sms_{MOBILE}")
+    assert re.fullmatch(r"\d{6}", stored)
+    [message] = gateway.wait_for_messages(MOBILE, count=1, timeout=30)
+    assert [str(d) for d in message["datas"]] == [stored, "5"]
+
+
+def test_the_sms_task_goes_to_the_sms_queue(send, broker):
+    assert send().status_code == 200
+
+    assert broker.llen("sms") == 1
+    assert broker.llen("celery") == 0
+
+
+def test_transient_failures_are_retried_and_the_sms_arrives_exactly_once(send, gateway, sms_worker):
+    transient = sorted(TRANSIENT_CODES)[0]
+    gateway.configure(fail_next=2, fail_mode=transient)
+    worker = sms_worker()
+
+    assert send().status_code == 200
+
+    gateway.wait_for_messages(MOBILE, count=1, timeout=60)
+    worker.wait_for("sent (")
+    assert gateway.control()["received"] == 3, "two failed attempts, then the one that got through"
+    assert worker.log.count(" retry: Retry in ") == 2
+    assert len(gateway.inbox(to=MOBILE)) == 1
+
+
+def test_a_network_error_is_transient_too(send, gateway, sms_worker):
+    gateway.configure(fail_next=1, fail_mode="disconnect")
+    worker = sms_worker()
+
+    assert send().status_code == 200
+
+    gateway.wait_for_messages(MOBILE, count=1, timeout=60)
+    worker.wait_for("sent (")
+    assert "cannot reach Ronglian" in worker.log
+
+
+def test_a_permanent_error_is_logged_once_without_the_code_and_not_retried(send, gateway, sms_redis, sms_worker):
+    permanent = sorted(PERMANENT_CODES)[0]
+    gateway.configure(fail_next=1, fail_mode=permanent)
+    worker = sms_worker()
+
+    assert send().status_code == 200
+
+    worker.wait_for("refused, not retrying")
+    code = sms_redis.get(f"sms_{MOBILE}")
+    assert worker.log.count("refused, not retrying") == 1
+    assert permanent in worker.log
+    assert code not in worker.log
+    assert MOBILE not in worker.log and "138****8000" in worker.log
+    assert " retry: " not in worker.log
+    assert gateway.control()["received"] == 1
+    assert gateway.inbox(to=MOBILE) == []
+
+
+def test_a_worker_killed_mid_send_is_redelivered_at_least_once_at_most_twice(send, gateway, sms_worker):
+    """acks_late + reject_on_worker_lost: the message outlives the worker that held it.
+
+    Here the provider had already accepted the SMS when the worker died, so nobody could know it
+    went out: it is delivered twice. That is the price of at-least-once; losing it is worse.
+    """
+    worker = sms_worker()
+    gateway.configure(hold=True)
+    assert send().status_code == 200
+    gateway.wait_until_held(1, timeout=30)
+
+    worker.kill()  # SIGKILL: no warm shutdown, no acknowledgement
+    gateway.release()  # the provider delivers what it had accepted
+    gateway.wait_for_messages(MOBILE, count=1, timeout=10)
+
+    # A short visibility timeout makes the new worker take back the unacknowledged message at once.
+    second = sms_worker(env={"CELERY_BROKER_VISIBILITY_TIMEOUT": "1"})
+    messages = gateway.wait_for_messages(MOBILE, count=2, timeout=60)
+    second.wait_for("sent (")
+
+    assert len(messages) == 2
+    assert messages[0]["datas"] == messages[1]["datas"], "the same message, delivered again"
+
+
+def test_a_message_already_sent_is_not_sent_again(send, gateway, sms_redis, sms_worker):
+    """The idempotency marker: a redelivered message whose SMS went out is skipped."""
+    from mycelery.sms.tasks import send_sms
+
+    sms_redis.set("sms_sent_already-sent-task", "sid")
+    worker = sms_worker()
+
+    send_sms.apply_async(kwargs={"mobile": MOBILE, "sms_code": "123456"}, task_id="already-sent-task")
+
+    worker.wait_for("already sent by an earlier delivery")
+    assert gateway.control()["received"] == 0

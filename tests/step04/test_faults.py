@@ -1,0 +1,103 @@
+"""Step 4, faults: Redis or the broker down gives a fast 503 and leaves nothing behind."""
+
+import threading
+import time
+
+import pytest
+from django.test import Client
+
+from .conftest import MOBILE
+
+# Not a speed figure: a bound that only a hang breaks (the view gives up after about 0.5 s).
+NO_HANG = 2.0
+
+
+@pytest.fixture
+def stopped(services):
+    """Stop one of the Redis servers for a test; it is started again (empty) afterwards."""
+    to_restart = []
+
+    def stop(server):
+        server.stop()
+        to_restart.append(server)
+
+    yield stop
+    for server in to_restart:
+        server.start()
+
+
+def timed(call):
+    started = time.monotonic()
+    response = call()
+    return response, time.monotonic() - started
+
+
+def test_redis_down_gives_503_json_fast_and_no_interval(send, services, stopped, sms_redis):
+    stopped(services.redis)
+
+    response, elapsed = timed(send)
+
+    assert response.status_code == 503
+    assert response["Content-Type"] == "application/json"
+    assert "短信服务暂时不可用" in response.json()["error"]
+    assert elapsed < NO_HANG
+
+    services.redis.start()
+    assert sms_redis.get(f"interval_{MOBILE}") is None
+    assert send().status_code == 200, "once Redis is back, the same number gets a code"
+
+
+def test_broker_down_gives_503_and_gives_back_the_interval_and_the_code(send, services, stopped, sms_redis, broker):
+    stopped(services.broker)
+
+    response, elapsed = timed(send)
+
+    assert response.status_code == 503
+    assert "短信服务暂时不可用" in response.json()["error"]
+    assert elapsed < NO_HANG
+    assert sms_redis.get(f"interval_{MOBILE}") is None
+    assert sms_redis.get(f"sms_{MOBILE}") is None
+
+    services.broker.start()
+    assert send().status_code == 200, "once the broker is back, the same number gets a code"
+    assert broker.llen("sms") == 1
+
+
+def test_health_reports_redis_broker_and_workers(client, services, stopped, sms_worker):
+    unhealthy = client.get("/healthz")
+    assert unhealthy.status_code == 503
+    assert "workers: no worker answered a ping" in unhealthy.json()["problems"]
+
+    worker = sms_worker()
+    healthy = client.get("/healthz")
+    assert healthy.status_code == 200, healthy.json()
+    assert healthy.json()["redis"] == healthy.json()["broker"] == "ok"
+    assert any(name.startswith("test-") for name in healthy.json()["workers"])
+    worker.stop()
+
+    stopped(services.broker)
+    broken = client.get("/healthz")
+    assert broken.status_code == 503
+    assert broken.json()["broker"].startswith("unreachable")
+
+
+def test_fifty_concurrent_requests_for_one_number_send_exactly_one_sms(gateway, sms_worker):
+    worker = sms_worker()
+    statuses = []
+    barrier = threading.Barrier(50)
+
+    def one(i):
+        barrier.wait()
+        # Distinct client addresses: this is about the interval lock, not the per-IP throttle.
+        statuses.append(Client().get(f"/users/sms/{MOBILE}/", REMOTE_ADDR=f"10.0.0.{i + 1}").status_code)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert sorted(statuses) == [200] + [429] * 49
+    gateway.wait_for_messages(MOBILE, count=1, timeout=30)
+    worker.wait_for("sent (")
+    assert len(gateway.inbox(to=MOBILE)) == 1

@@ -1,0 +1,91 @@
+"""Step 4, bad input: every malformed request gets a 4xx with a clear JSON error, never a 5xx."""
+
+from urllib.parse import quote
+
+import pytest
+
+BAD_MOBILES = {
+    "short": "1380013800",
+    "long": "138001380000",
+    "letters": "1380013800a",
+    "12 prefix": "12800138000",
+    "10 prefix": "10800138000",
+    "full-width digits": "１３８００１３８０００",
+    "+86": "+8613800138000",
+    "86 prefix": "8613800138000",
+    "spaces": "138 0013 8000",
+    "10,000 characters": "1" * 10_000,
+    "null byte": "1380013800\x00",
+    "sql": "13800138000' OR '1'='1",
+}
+
+
+@pytest.mark.parametrize("mobile", BAD_MOBILES.values(), ids=BAD_MOBILES.keys())
+def test_send_refuses_what_is_not_a_mainland_mobile_number(client, mobile, sms_redis):
+    response = client.get(f"/users/sms/{quote(mobile)}/")
+
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    assert "mobile: 请输入11位中国大陆手机号" in response.json()["error"]
+    assert sms_redis.keys("*") == []
+
+
+def test_send_with_no_number_is_a_json_404(client):
+    response = client.get("/users/sms//")
+
+    assert response.status_code == 404
+    assert response.json() == {"error": "Not found"}
+
+
+GOOD = {"mobile": "13800138000", "code": "123456"}
+BAD_BODIES = {
+    "empty object": {},
+    "no code": {"mobile": "13800138000"},
+    "no mobile": {"code": "123456"},
+    "bad mobile": {**GOOD, "mobile": "12800138000"},
+    "short code": {**GOOD, "code": "12345"},
+    "long code": {**GOOD, "code": "1234567"},
+    "letters in code": {**GOOD, "code": "12345a"},
+    "full-width code": {**GOOD, "code": "１２３４５６"},
+    "code as a number": {**GOOD, "code": 123456},
+    "mobile as a number": {**GOOD, "mobile": 13800138000},
+    "code null": {**GOOD, "code": None},
+    "code a list": {**GOOD, "code": ["123456"]},
+    "code an object": {**GOOD, "code": {"a": 1}},
+    "code with a null byte": {**GOOD, "code": "12345\x00"},
+    "huge code": {**GOOD, "code": "1" * 10_000},
+    "a list": [GOOD],
+    "a string": "13800138000",
+}
+
+
+@pytest.mark.parametrize("body", BAD_BODIES.values(), ids=BAD_BODIES.keys())
+def test_verify_refuses_malformed_bodies(client, body):
+    response = client.post("/users/sms/verify/", body, content_type="application/json")
+
+    assert response.status_code == 400, response.content
+    assert response["Content-Type"] == "application/json"
+    assert isinstance(response.json()["error"], str) and response.json()["error"]
+
+
+RAW_BODIES = {
+    "not json": ("{mobile: 138", "application/json", 400),
+    "empty": ("", "application/json", 400),
+    "form encoded": ("mobile=13800138000&code=123456", "application/x-www-form-urlencoded", 415),
+}
+
+
+@pytest.mark.parametrize(("raw", "content_type", "expected"), RAW_BODIES.values(), ids=RAW_BODIES.keys())
+def test_verify_refuses_what_is_not_a_json_object(client, raw, content_type, expected):
+    response = client.post("/users/sms/verify/", raw, content_type=content_type)
+
+    assert response.status_code == expected
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"]
+
+
+def test_verify_only_accepts_post(client):
+    response = client.get("/users/sms/verify/")
+
+    assert response.status_code == 405
+    assert response.json()["error"]
