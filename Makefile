@@ -57,10 +57,7 @@ demo: $(STAMP) ## Start the final step: Redis, SMS gateway, worker, Django on ht
 
 run-step: $(STAMP) ## Start step N with honcho (Redis, gateway, worker, Django); Ctrl-C stops all
 	$(need_step)
-	@echo "==> step $(N): $(DIR)/Procfile"
-	@echo "    page:  http://127.0.0.1:$${WEB_PORT:-8000}/"
-	@echo "    inbox: http://127.0.0.1:$${SMS_GATEWAY_PORT:-8881}/_inbox    (Ctrl-C stops everything)"
-	@cd $(DIR) && honcho start -f Procfile
+	@$(PY) -m workshop.demo run $(N)
 
 redis: $(STAMP) ## Run a Redis server on 127.0.0.1:6379 (or use the one already there)
 	@$(PY) -m workshop.redis_server

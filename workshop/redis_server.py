@@ -145,14 +145,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("REDIS_PORT", DEFAULT_PORT)))
     args = parser.parse_args(argv)
 
-    external = os.environ.get("REDIS_URL")
-    if external:
+    url = f"redis://127.0.0.1:{args.port}"
+    external = os.environ.get("REDIS_URL", "").rstrip("/")
+    # REDIS_URL naming this very port is ours to start; pointing elsewhere, it replaces us.
+    if external and external not in (url, f"redis://localhost:{args.port}"):
         state = "answers PING" if ping(external) else "does NOT answer PING yet"
         print(f"REDIS_URL is set: using {external} ({state}); not starting a Redis server.", flush=True)
         _wait_forever()
         return 0
 
-    url = f"redis://127.0.0.1:{args.port}"
     if ping(url):
         print(f"A Redis server already answers on {url}: using it.", flush=True)
         _wait_forever()

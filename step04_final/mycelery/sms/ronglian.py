@@ -8,15 +8,16 @@ typed error that tells the task whether trying again can help.
 
 import base64
 import hashlib
-import time
+from datetime import datetime, timedelta, timezone
 
 import requests
 from django.conf import settings
 
 SEND_PATH = "/2013-12-26/Accounts/{account_sid}/SMS/TemplateSMS"
 SUCCESS = "000000"
-# Ronglian status codes that mean "not now" rather than "never": the provider is busy or failing.
-TRANSIENT_CODES = frozenset({"172001"})
+BEIJING = timezone(timedelta(hours=8))
+# Ronglian status codes that mean "not now" rather than "never": the system is busy, a network error.
+TRANSIENT_CODES = frozenset({"111120", "172001"})
 
 
 class SMSError(Exception):
@@ -47,8 +48,8 @@ class RonglianClient:
 
     # --8<-- [start:sign]
     def _signed_request(self):
-        # Ronglian's timestamp is the caller's local time, as in the official SDK.
-        timestamp = time.strftime("%Y%m%d%H%M%S", time.localtime())
+        # Ronglian checks the timestamp against Beijing time (the SDK uses the machine's local time).
+        timestamp = datetime.now(BEIJING).strftime("%Y%m%d%H%M%S")
         sig = hashlib.md5(f"{self.account_sid}{self.auth_token}{timestamp}".encode()).hexdigest().upper()
         url = f"{self.base_url}{SEND_PATH.format(account_sid=self.account_sid)}?sig={sig}"
         authorization = base64.b64encode(f"{self.account_sid}:{timestamp}".encode()).decode()

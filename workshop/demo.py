@@ -1,0 +1,133 @@
+"""`make run-step N` and `make demo`: check the ports, then start the step's Procfile with honcho.
+
+    python -m workshop.demo run 4     # Redis, gateway, worker, Flower, Django for step 4
+    python -m workshop.demo ready     # (a Procfile entry) print the addresses once the page answers
+
+Ports come from the environment: WEB_PORT (8000), SMS_GATEWAY_PORT (8881), REDIS_PORT (6379),
+FLOWER_PORT (5555). The URLs the step reads (REDIS_URL, RONGLIAN_BASE_URL, ...) are derived from them
+unless they are set already.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+from workshop.redis_server import ping, port_in_use
+
+ROOT = Path(__file__).resolve().parent.parent
+
+PORTS = {  # env var: (default, what listens there)
+    "WEB_PORT": (8000, "Django"),
+    "SMS_GATEWAY_PORT": (8881, "the SMS gateway"),
+    "REDIS_PORT": (6379, "Redis"),
+    "FLOWER_PORT": (5555, "Flower"),
+}
+
+
+def port(name: str) -> int:
+    return int(os.environ.get(name, PORTS[name][0]))
+
+
+def step_folder(n: str) -> Path:
+    matches = sorted(ROOT.glob(f"step{int(n):02d}_*"))
+    if not matches:
+        sys.exit(f"There is no step {n}.")
+    return matches[0]
+
+
+def environment() -> dict[str, str]:
+    """The URLs the steps read, pointing at the ports chosen for this run."""
+    gateway = f"http://127.0.0.1:{port('SMS_GATEWAY_PORT')}"
+    env = {
+        "REDIS_URL": f"redis://127.0.0.1:{port('REDIS_PORT')}",
+        "RONGLIAN_BASE_URL": gateway,
+        "SMS_GATEWAY_INBOX_URL": f"{gateway}/_inbox",
+    }
+    return {key: os.environ.get(key, value) for key, value in env.items()}
+
+
+def busy_ports(uses_flower: bool) -> list[str]:
+    problems = []
+    for name, (_, what) in PORTS.items():
+        if name == "FLOWER_PORT" and not uses_flower:
+            continue
+        number = port(name)
+        if name == "REDIS_PORT":
+            # A Redis already there is fine (the launcher uses it); anything else is not.
+            if "REDIS_URL" in os.environ or ping(f"redis://127.0.0.1:{number}") or not port_in_use(number):
+                continue
+        elif not port_in_use(number):
+            continue
+        problems.append(
+            f"Port {number} ({what}) is already in use. Stop what uses it, "
+            f"or choose another port: {name}={number + 10} make ..."
+        )
+    return problems
+
+
+def run(n: str) -> int:
+    folder = step_folder(n)
+    procfile = (folder / "Procfile").read_text()
+    problems = busy_ports(uses_flower="flower:" in procfile)
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        return 2
+    env = {**os.environ, **environment()}
+    for name in PORTS:
+        env[name] = str(port(name))
+    print(
+        f"==> step {int(n)}: starting {folder.name}/Procfile with honcho (Ctrl-C stops everything)",
+        flush=True,
+    )
+    os.chdir(folder)
+    os.execvpe("honcho", ["honcho", "start", "-f", "Procfile"], env)
+    return 0  # pragma: no cover
+
+
+def wait_for_port(number: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            s.settimeout(0.5)
+            if s.connect_ex(("127.0.0.1", number)) == 0:
+                return True
+        time.sleep(0.3)
+    return False
+
+
+def ready() -> int:
+    """Wait for the page, print where everything is, then stay (honcho stops all when one exits)."""
+    if not wait_for_port(port("WEB_PORT"), timeout=120):
+        print(f"Django did not start on port {port('WEB_PORT')}: see the web.1 lines above.", flush=True)
+    else:
+        lines = [
+            f"    page:   http://127.0.0.1:{port('WEB_PORT')}/",
+            f"    inbox:  {environment()['SMS_GATEWAY_INBOX_URL']}",
+        ]
+        if (Path.cwd() / "Procfile").read_text().count("flower:"):
+            lines.append(f"    Flower: http://127.0.0.1:{port('FLOWER_PORT')}/")
+        print("==> ready. Open the page and click 获取验证码:\n" + "\n".join(lines), flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["run"] and len(argv) == 2 and argv[1].isdigit():
+        return run(argv[1])
+    if argv == ["ready"]:
+        return ready()
+    sys.exit("usage: python -m workshop.demo run N | ready")
+
+
+if __name__ == "__main__":
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    sys.exit(main(sys.argv[1:]))
