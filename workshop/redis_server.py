@@ -91,7 +91,13 @@ class RedisServer:
             "--loglevel", "warning",
         ]  # fmt: skip
 
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
     def start(self, timeout: float = 10.0) -> RedisServer:
+        if self.running:
+            raise RuntimeError(f"this Redis server (port {self.port}) is already running")
         self._dir = tempfile.TemporaryDirectory(prefix="workshop-redis-")
         self.process = subprocess.Popen(
             self.command(self._dir.name), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -102,7 +108,8 @@ class RedisServer:
                 output = self.process.stdout.read() if self.process.stdout else ""
                 self.stop()
                 raise RuntimeError(f"redis-server exited at start (port {self.port}):\n{output}")
-            if ping(self.url, timeout=0.2):
+            # Our own process must be the one answering, not another server on the port.
+            if ping(self.url, timeout=0.2) and self.process.poll() is None:
                 return self
             time.sleep(0.05)
         self.stop()

@@ -23,7 +23,8 @@ def stopped(services):
 
     yield stop
     for server in to_restart:
-        server.start()
+        if not server.running:  # the test may have started it again itself
+            server.start()
 
 
 def timed(call):
