@@ -31,6 +31,8 @@ def send(client):
 @pytest.fixture
 def verify(client):
     def verify(mobile=MOBILE, code="000000", **extra):
-        return client.post("/users/sms/verify/", {"mobile": mobile, "code": code}, content_type="application/json", **extra)
+        return client.post(
+            "/users/sms/verify/", {"mobile": mobile, "code": code}, content_type="application/json", **extra
+        )
 
     return verify

@@ -37,7 +37,9 @@ def test_the_per_ip_throttle_has_its_own_message(send, three_per_minute):
 
 def test_a_forged_x_forwarded_for_does_not_reset_the_throttle(send, three_per_minute):
     for i, number in enumerate(["13800138001", "13800138002", "13800138003"]):
-        assert send(number, REMOTE_ADDR="203.0.113.7", HTTP_X_FORWARDED_FOR=f"198.51.100.{i}").status_code == 200
+        assert (
+            send(number, REMOTE_ADDR="203.0.113.7", HTTP_X_FORWARDED_FOR=f"198.51.100.{i}").status_code == 200
+        )
 
     forged = send("13800138004", REMOTE_ADDR="203.0.113.7", HTTP_X_FORWARDED_FOR="198.51.100.99")
 

@@ -52,7 +52,9 @@ def test_a_network_error_is_transient_too(send, gateway, sms_worker):
     assert "cannot reach Ronglian" in worker.log
 
 
-def test_a_permanent_error_is_logged_once_without_the_code_and_not_retried(send, gateway, sms_redis, sms_worker):
+def test_a_permanent_error_is_logged_once_without_the_code_and_not_retried(
+    send, gateway, sms_redis, sms_worker
+):
     permanent = sorted(PERMANENT_CODES)[0]
     gateway.configure(fail_next=1, fail_mode=permanent)
     worker = sms_worker()

@@ -48,7 +48,9 @@ def test_redis_down_gives_503_json_fast_and_no_interval(send, services, stopped,
     assert send().status_code == 200, "once Redis is back, the same number gets a code"
 
 
-def test_broker_down_gives_503_and_gives_back_the_interval_and_the_code(send, services, stopped, sms_redis, broker):
+def test_broker_down_gives_503_and_gives_back_the_interval_and_the_code(
+    send, services, stopped, sms_redis, broker
+):
     stopped(services.broker)
 
     response, elapsed = timed(send)

@@ -60,7 +60,9 @@ def test_celery_reads_django_settings_with_the_celery_namespace(services):
     assert app.conf.task_routes == {"mycelery.sms.tasks.*": {"queue": "sms"}}
 
 
-def test_a_full_send_and_verify_logs_no_code_and_no_full_number(send, verify, gateway, sms_redis, sms_worker, caplog):
+def test_a_full_send_and_verify_logs_no_code_and_no_full_number(
+    send, verify, gateway, sms_redis, sms_worker, caplog
+):
     caplog.set_level(logging.DEBUG)
     worker = sms_worker()
 
