@@ -170,6 +170,12 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "[%(asctime)s: %(levelname)s/%(name)s] %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Numbers are masked in every line, Django's "Not Found: /users/sms/13800138000/" included.
+    "filters": {"mask_mobile": {"()": "users.logfilters.MaskMobileFilter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["mask_mobile"]}
+    },
     "root": {"handlers": ["console"], "level": "INFO"},
+    # runserver's access log has a handler of its own: mask it too.
+    "loggers": {"django.server": {"handlers": ["console"], "level": "INFO", "propagate": False}},
 }
