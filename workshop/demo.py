@@ -42,8 +42,12 @@ def step_folder(n: str) -> Path:
 def environment() -> dict[str, str]:
     """The URLs the steps read, pointing at the ports chosen for this run."""
     gateway = f"http://127.0.0.1:{port('SMS_GATEWAY_PORT')}"
+    redis_url = os.environ.get("REDIS_URL", f"redis://127.0.0.1:{port('REDIS_PORT')}").rstrip("/")
     env = {
-        "REDIS_URL": f"redis://127.0.0.1:{port('REDIS_PORT')}",
+        "REDIS_URL": redis_url,
+        # Steps 2-3 read only these two (mycelery/config.py), so derive them from REDIS_URL too.
+        "CELERY_BROKER_URL": f"{redis_url}/15",
+        "CELERY_RESULT_BACKEND": f"{redis_url}/14",
         "RONGLIAN_BASE_URL": gateway,
         "SMS_GATEWAY_INBOX_URL": f"{gateway}/_inbox",
     }

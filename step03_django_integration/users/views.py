@@ -29,14 +29,18 @@ class SMSCodeAPIView(APIView):
         """发送短信验证码 / send an SMS verification code"""
         redis = get_redis_connection("sms_code")
         # 1. 判断手机号码是否在60秒内曾经发送过短信
+        # --8<-- [start:interval]
         if redis.get("interval_%s" % mobile):
             return Response(
                 {"message": "对不起,60秒内已经发送过短信了,请耐心等待"},
                 status=status.HTTP_400_BAD_REQUEST,
             )
+        # --8<-- [end:interval]
 
         # 2. 生成短信验证码
+        # --8<-- [start:code]
         sms_code = "%04d" % random.randint(0, 9999)
+        # --8<-- [end:code]
 
         # 3. 发送短信: hand the SMS to a Celery worker and answer at once
         # --8<-- [start:send]

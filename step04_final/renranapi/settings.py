@@ -147,10 +147,11 @@ CELERY_TASK_ROUTES = {"mycelery.sms.tasks.*": {"queue": "sms"}}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-# An unacknowledged message goes back to the queue after this long. It must exceed the longest
-# retry countdown; five minutes is also how long the code is valid.
+# An unacknowledged message (its worker died) goes back to the queue after this long. It must exceed
+# the longest retry countdown (30 s) plus a call to the provider (13 s), and be well under the code's
+# five minutes, or the redelivered message arrives expired.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": int(env("CELERY_BROKER_VISIBILITY_TIMEOUT", 300)),
+    "visibility_timeout": int(env("CELERY_BROKER_VISIBILITY_TIMEOUT", 60)),
     "socket_connect_timeout": 0.5,
     "socket_timeout": 1,
 }

@@ -4,9 +4,10 @@ from rest_framework import serializers
 
 from mycelery.sms import constants
 
-# Mainland China mobile numbers: 11 ASCII digits, 13x to 19x. re.ASCII: \d must not match "１３８".
-MOBILE_RE = re.compile(r"^1[3-9]\d{9}$", re.ASCII)
-CODE_RE = re.compile(rf"^\d{{{constants.SMS_CODE_LENGTH}}}$", re.ASCII)
+# Mainland China mobile numbers: 11 ASCII digits, 13x to 19x. re.ASCII: \d must not match "１３８";
+# fullmatch, not "^...$": "$" also matches before a trailing newline ("13800138000\n").
+MOBILE_RE = re.compile(r"1[3-9]\d{9}", re.ASCII)
+CODE_RE = re.compile(rf"\d{{{constants.SMS_CODE_LENGTH}}}", re.ASCII)
 
 MOBILE_ERROR = (
     "请输入11位中国大陆手机号,例如 13800138000 (不带 +86) / enter an 11-digit mainland China mobile number"
@@ -23,7 +24,7 @@ class PatternField(serializers.Field):
         super().__init__(**kwargs)
 
     def to_internal_value(self, data):
-        if not isinstance(data, str) or not self.pattern.match(data):
+        if not isinstance(data, str) or not self.pattern.fullmatch(data):
             raise serializers.ValidationError(self.message)
         return data
 

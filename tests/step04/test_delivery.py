@@ -1,5 +1,6 @@
 """Step 4, delivery: typed gateway errors, retries with backoff, crashes, the idempotency marker."""
 
+import json
 import re
 
 from workshop.gateway import PERMANENT_CODES, TRANSIENT_CODES
@@ -100,6 +101,7 @@ def test_a_message_already_sent_is_not_sent_again(send, gateway, sms_redis, sms_
     """The idempotency marker: a redelivered message whose SMS went out is skipped."""
     from mycelery.sms.tasks import send_sms
 
+    sms_redis.set(f"sms_{MOBILE}", "123456")  # the code is current: only the marker stops it
     sms_redis.set("sms_sent_already-sent-task", "sid")
     worker = sms_worker()
 
@@ -107,3 +109,26 @@ def test_a_message_already_sent_is_not_sent_again(send, gateway, sms_redis, sms_
 
     worker.wait_for("already sent by an earlier delivery")
     assert gateway.control()["received"] == 0
+
+
+def test_a_code_that_is_no_longer_current_is_not_sent(send, gateway, sms_redis, sms_worker):
+    """A message that waited (no worker, or a redelivery) must not deliver a replaced or expired code."""
+    assert send().status_code == 200
+    sms_redis.delete(f"sms_{MOBILE}")  # as if it had expired, or been used
+
+    worker = sms_worker()
+
+    worker.wait_for("is no longer current; not sending it")
+    assert gateway.control()["received"] == 0
+
+
+def test_monitoring_sees_a_masked_number_and_no_code(send, broker, sms_redis):
+    """Flower and the worker's events show the task's kwargsrepr, not its arguments."""
+    assert send().status_code == 200
+    code = sms_redis.get(f"sms_{MOBILE}")
+
+    [raw] = broker.lrange("sms", 0, -1)
+    headers = json.loads(raw)["headers"]
+
+    assert "138****8000" in headers["kwargsrepr"]
+    assert code not in headers["kwargsrepr"] and MOBILE not in headers["kwargsrepr"]

@@ -16,6 +16,7 @@ BAD_MOBILES = {
     "spaces": "138 0013 8000",
     "10,000 characters": "1" * 10_000,
     "null byte": "1380013800\x00",
+    "trailing newline": "13800138000\n",
     "sql": "13800138000' OR '1'='1",
 }
 
@@ -53,6 +54,7 @@ BAD_BODIES = {
     "code a list": {**GOOD, "code": ["123456"]},
     "code an object": {**GOOD, "code": {"a": 1}},
     "code with a null byte": {**GOOD, "code": "12345\x00"},
+    "code with a trailing newline": {**GOOD, "code": "123456\n"},
     "huge code": {**GOOD, "code": "1" * 10_000},
     "a list": [GOOD],
     "a string": "13800138000",

@@ -114,7 +114,9 @@ def get_client():
     return _client
 
 
+# --8<-- [start:mask]
 def mask_mobile(mobile):
     """138****5678: enough to tell numbers apart in a log, not enough to call them."""
     mobile = str(mobile)
     return f"{mobile[:3]}****{mobile[-4:]}" if len(mobile) >= 8 else "****"
+    # --8<-- [end:mask]

@@ -38,6 +38,10 @@ def send_sms(self, mobile, sms_code):
             "SMS to %s already sent by an earlier delivery of this message; skipping", mask_mobile(mobile)
         )
         return
+    if (redis.get(f"sms_{mobile}") or b"").decode() != sms_code:
+        # Expired, used, or replaced by a newer code: sending it now would only confuse the user.
+        logger.info("The code for %s is no longer current; not sending it", mask_mobile(mobile))
+        return
     try:
         sid = get_client().send_template_sms(
             mobile, [sms_code, constants.SMS_EXPIRE_TIME // 60], constants.SMS_TEMPLATE_ID
