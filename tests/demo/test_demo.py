@@ -1,0 +1,135 @@
+"""`make demo` and `make run-step N`, typed as a student types them: everything starts, the page
+sends a code, Ctrl-C stops every process. Ports are free ones, so a running demo is not disturbed."""
+
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import psutil
+import pytest
+import requests
+
+from workshop.gateway import GatewayClient
+from workshop.redis_server import free_port
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class Demo:
+    def __init__(self, *make_args, **env):
+        self.ports = {
+            name: free_port() for name in ("WEB_PORT", "SMS_GATEWAY_PORT", "REDIS_PORT", "FLOWER_PORT")
+        }
+        environ = {
+            k: v for k, v in os.environ.items() if not k.startswith(("REDIS_URL", "CELERY_", "RONGLIAN_"))
+        }
+        environ.update({k: str(v) for k, v in self.ports.items()}, **env)
+        self.process = subprocess.Popen(
+            ["make", "--no-print-directory", *make_args],
+            cwd=ROOT,
+            env=environ,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        self.lines = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self):
+        return "".join(self.lines)
+
+    def wait_for(self, text, timeout=90):
+        deadline = time.monotonic() + timeout
+        while text not in self.output:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"never saw {text!r}; output:\n{self.output}")
+            time.sleep(0.1)
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.ports['WEB_PORT']}{path}"
+
+    def stop(self):
+        """Ctrl-C, as a student stops it; return the processes that outlived it."""
+        group = [p for p in psutil.process_iter(["pid"]) if _in_group(p, self.process.pid)]
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGINT)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+        time.sleep(0.5)
+        return [p for p in group if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def _in_group(process, pgid):
+    try:
+        return os.getpgid(process.pid) == pgid
+    except (ProcessLookupError, psutil.Error):
+        return False
+
+
+@pytest.fixture
+def demo():
+    started = []
+
+    def start(*make_args, **env):
+        started.append(Demo(*make_args, **env))
+        return started[-1]
+
+    yield start
+    for d in started:
+        d.stop()
+
+
+def test_make_demo_starts_step_4_and_ctrl_c_stops_everything(demo):
+    d = demo("demo")
+
+    d.wait_for("==> ready")
+    assert d.url("/") in d.output
+    assert f"Flower: http://127.0.0.1:{d.ports['FLOWER_PORT']}/" in d.output
+    page = requests.get(d.url("/"), timeout=10)
+    assert "获取验证码" in page.text
+    sent = requests.get(d.url("/users/sms/13800138000/"), timeout=10)
+    assert sent.status_code == 200, sent.text
+    assert sent.json()["expires_in"] == 300
+    GatewayClient(f"http://127.0.0.1:{d.ports['SMS_GATEWAY_PORT']}").wait_for_messages(
+        "13800138000", timeout=30
+    )
+    assert requests.get(d.url("/healthz"), timeout=10).status_code == 200
+
+    survivors = d.stop()
+
+    assert survivors == [], f"still running after Ctrl-C: {[p.cmdline() for p in survivors]}"
+
+
+def test_make_run_step_1_waits_for_the_gateway(demo):
+    d = demo("run-step", "1", SMS_GATEWAY_LATENCY="0.5")
+
+    d.wait_for("==> ready")
+    started = time.monotonic()
+    sent = requests.get(d.url("/users/sms/13800138000/"), timeout=10)
+
+    assert sent.status_code == 200
+    assert time.monotonic() - started >= 0.5, "step 1 answers only after the gateway"
+    assert d.stop() == []
+
+
+def test_a_port_in_use_is_named_with_the_way_out(demo):
+    with __import__("socket").socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        d = demo("demo", WEB_PORT=str(port))
+        d.process.wait(timeout=60)
+
+    assert d.process.returncode != 0
+    assert f"Port {port} (Django) is already in use" in d.output
+    assert f"WEB_PORT={port + 10} make" in d.output
