@@ -133,3 +133,23 @@ def test_a_port_in_use_is_named_with_the_way_out(demo):
     assert d.process.returncode != 0
     assert f"Port {port} (Django) is already in use" in d.output
     assert f"WEB_PORT={port + 10} make" in d.output
+
+
+def test_make_flower_serves_the_dashboard(demo):
+    from workshop.redis_server import RedisServer
+
+    with RedisServer() as redis_server:
+        d = demo("flower", REDIS_URL=redis_server.url)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                page = requests.get(f"http://127.0.0.1:{d.ports['FLOWER_PORT']}/", timeout=5)
+                break
+            except requests.ConnectionError:
+                if d.process.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"Flower did not start; output:\n{d.output}") from None
+                time.sleep(0.3)
+
+        assert page.status_code == 200
+        assert "Flower" in page.text
+        assert d.stop() == []
