@@ -92,7 +92,7 @@ screenshots: $(STAMP) ## Save PNGs of the page before and after a send (steps 1 
 	@$(PY) -m workshop.screenshots
 
 docs-serve: $(STAMP) ## Serve the docs site on http://127.0.0.1:8001 with live reload
-	@mkdocs serve -a 127.0.0.1:8001
+	@mkdocs serve -a 127.0.0.1:$${DOCS_PORT:-8001}
 
 docs-build: $(STAMP) ## Build the docs site into site/, failing on any warning
 	@mkdocs build --strict

@@ -90,7 +90,8 @@ def demo():
 
 
 def test_make_demo_starts_step_4_and_ctrl_c_stops_everything(demo):
-    d = demo("demo")
+    # As the instructors' guide types it, with a classroom's throttle and daily cap.
+    d = demo("demo", SMS_THROTTLE_RATE="1000/hour", SMS_DAILY_LIMIT="1000")
 
     d.wait_for("==> ready")
     assert d.url("/") in d.output
@@ -100,14 +101,74 @@ def test_make_demo_starts_step_4_and_ctrl_c_stops_everything(demo):
     sent = requests.get(d.url("/users/sms/13800138000/"), timeout=10)
     assert sent.status_code == 200, sent.text
     assert sent.json()["expires_in"] == 300
-    GatewayClient(f"http://127.0.0.1:{d.ports['SMS_GATEWAY_PORT']}").wait_for_messages(
+    [message] = GatewayClient(f"http://127.0.0.1:{d.ports['SMS_GATEWAY_PORT']}").wait_for_messages(
         "13800138000", timeout=30
     )
+    # The reference page's curl -d '{"mobile": ..., "code": ...}' http://127.0.0.1:8000/users/sms/verify/
+    body = {"mobile": "13800138000", "code": str(message["datas"][0])}
+    assert requests.post(d.url("/users/sms/verify/"), json=body, timeout=10).status_code == 200
     assert requests.get(d.url("/healthz"), timeout=10).status_code == 200
 
     survivors = d.stop()
 
     assert survivors == [], f"still running after Ctrl-C: {[p.cmdline() for p in survivors]}"
+
+
+@pytest.mark.parametrize("step", ["2", "3"])
+def test_make_run_step_2_and_3_with_an_existing_redis(demo, step):
+    """`REDIS_URL=... make run-step N`: nothing else is started for Redis, and Celery uses it too."""
+    from workshop.redis_server import RedisServer
+
+    with RedisServer() as redis_server:
+        d = demo("run-step", step, REDIS_URL=redis_server.url)
+        d.wait_for("==> ready")
+        sent = requests.get(d.url("/users/sms/13800138000/"), timeout=10)
+        gateway = GatewayClient(f"http://127.0.0.1:{d.ports['SMS_GATEWAY_PORT']}")
+        gateway.wait_for_messages("13800138000", timeout=30)
+
+        assert sent.status_code == 200
+        assert f"REDIS_URL is set: using {redis_server.url}" in d.output
+        if step == "3":  # the worker took the message from this Redis
+            d.wait_for("succeeded")
+        assert d.stop() == []
+
+
+def test_make_redis_and_make_worker(demo):
+    """`make redis` in one terminal, `make worker STEP=2` in another, as the chapter runs them."""
+    redis_d = demo("redis")
+    port = redis_d.ports["REDIS_PORT"]
+    redis_d.wait_for(f"Starting Redis on redis://127.0.0.1:{port}")
+    url = f"redis://127.0.0.1:{port}"
+    worker = demo("worker", STEP="2", CELERY_BROKER_URL=f"{url}/15", CELERY_RESULT_BACKEND=f"{url}/14")
+
+    worker.wait_for(" ready.")
+
+    assert ". send_sms2" in worker.output
+    assert worker.stop() == []
+    assert redis_d.stop() == []
+
+
+def test_step_dir_tests_a_students_copy(tmp_path):
+    """`STEP_DIR=path make test-step 1`: the same tests, against another copy of the step."""
+    import shutil
+
+    copy = tmp_path / "step01"
+    shutil.copytree(os.path.join(ROOT, "step01_sync"), copy)
+    views = copy / "users" / "views.py"
+    views.write_text(views.read_text().replace('if redis.get("interval_%s" % mobile):', "if False:"))
+
+    result = subprocess.run(
+        ["make", "--no-print-directory", "test-step", "1"],
+        cwd=ROOT,
+        env={**os.environ, "STEP_DIR": str(copy)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert result.returncode != 0
+    assert "FAILED tests/step01/test_sync_sms.py::test_interval_refuses_a_second_request" in result.stdout
+    assert "6 passed" in result.stdout
 
 
 def test_make_run_step_1_waits_for_the_gateway(demo):
