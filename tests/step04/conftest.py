@@ -14,8 +14,8 @@ def pytest_configure(config):
 def sms_worker(start_worker):
     """A worker consuming the sms queue, as step 4's Procfile starts it."""
 
-    def start(**kwargs):
-        return start_worker("mycelery.main", "-Q", "sms,celery", **kwargs)
+    def start(*extra, **kwargs):
+        return start_worker("mycelery.main", "-Q", "sms,celery", *extra, **kwargs)
 
     return start
 

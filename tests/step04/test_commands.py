@@ -44,3 +44,13 @@ def test_purge_empties_the_queues(step_path, send, broker):
     assert result.returncode == 0, result.stderr
     assert "Purged 1 message" in result.stdout
     assert broker.llen("sms") == 0
+
+
+def test_the_windows_pool_solo_worker_delivers(send, gateway, sms_worker):
+    """The troubleshooting page's Windows command: `--pool=solo` runs tasks in the worker process."""
+    worker = sms_worker("--pool=solo")
+
+    assert send().status_code == 200
+
+    gateway.wait_for_messages("13800138000", count=1, timeout=30)
+    assert "solo" in worker.log

@@ -1,0 +1,95 @@
+"""Every shell command the docs tell a student to type, and the test that runs it (or its exact
+equivalent on free ports). `test_every_command_in_the_docs_is_run_by_a_test` fails on a command
+missing here, and on an entry whose test does not exist.
+
+A value is "path::test_name" (checked to exist), or a list of them. Windows-only lines cannot run on
+this Linux CI: they point at the test that runs the same command on Linux, and say so.
+"""
+
+DEMO = "tests/demo/test_demo.py::"
+STEP4_COMMANDS = "tests/step04/test_commands.py::"
+WINDOWS_SAME_AS = "windows: "
+
+COMMANDS = {
+    # The two commands, and make targets as typed.
+    "make demo": DEMO + "test_make_demo_starts_step_4_and_ctrl_c_stops_everything",
+    "make test": "tests/docs/test_docs.py::test_make_test_is_what_ci_runs",
+    "make setup": "tests/docs/test_docs.py::test_cheap_make_targets_run_as_typed",
+    "make help": "tests/docs/test_docs.py::test_cheap_make_targets_run_as_typed",
+    "make lint": "tests/docs/test_docs.py::test_cheap_make_targets_run_as_typed",
+    "make redis": DEMO + "test_make_redis_and_make_worker",
+    "make worker STEP=2": DEMO + "test_make_redis_and_make_worker",
+    "make flower": DEMO + "test_make_flower_serves_the_dashboard",
+    "make run-step 1": DEMO + "test_make_run_step_1_waits_for_the_gateway",
+    "make run-step 2": DEMO + "test_make_run_step_2_and_3_with_an_existing_redis",
+    "make run-step 3": DEMO + "test_make_run_step_2_and_3_with_an_existing_redis",
+    "make run-step 4": DEMO + "test_make_demo_starts_step_4_and_ctrl_c_stops_everything",
+    "REDIS_PORT=6390 make run-step 4": DEMO + "test_make_demo_starts_step_4_and_ctrl_c_stops_everything",
+    "WEB_PORT=8010 make demo": [
+        DEMO + "test_a_port_in_use_is_named_with_the_way_out",
+        DEMO + "test_make_demo_starts_step_4_and_ctrl_c_stops_everything",
+    ],
+    "REDIS_URL=redis://127.0.0.1:6390 make demo": DEMO + "test_make_run_step_2_and_3_with_an_existing_redis",
+    "SMS_THROTTLE_RATE=1000/hour SMS_DAILY_LIMIT=1000 make demo": DEMO
+    + "test_make_demo_starts_step_4_and_ctrl_c_stops_everything",
+    "make test-step 1": DEMO + "test_step_dir_tests_a_students_copy",
+    "make test-step 2": "tests/docs/test_docs.py::test_make_test_is_what_ci_runs",
+    "make test-step 3": "tests/docs/test_docs.py::test_make_test_is_what_ci_runs",
+    "make test-step 4": "tests/docs/test_docs.py::test_make_test_is_what_ci_runs",
+    "make test-step 4 PYTEST_ARGS=\"-v -k 'concurrent or killed or broker_down'\"": "tests/docs/test_docs.py::test_the_instructors_selection_picks_three_tests",
+    "STEP_DIR=~/students/alice/step03_django_integration make test-step 3": DEMO
+    + "test_step_dir_tests_a_students_copy",
+    "make diff-step 2": "tests/docs/test_docs.py::test_make_diff_step_shows_the_lesson",
+    "make diff-step 3": "tests/docs/test_docs.py::test_make_diff_step_shows_the_lesson",
+    "make diff-step 4": "tests/docs/test_docs.py::test_make_diff_step_shows_the_lesson",
+    "make docs-build": "tests/docs/test_docs.py::test_make_docs_build_is_strict_and_clean",
+    "make docs-serve": "tests/docs/test_docs.py::test_make_docs_serve_serves_the_site",
+    "make bench": "tests/workshop/test_bench.py::test_the_bench_runs_end_to_end_in_smoke_mode",
+    "make bench QUICK=1": "tests/workshop/test_bench.py::test_the_bench_runs_end_to_end_in_smoke_mode",
+    # Exercises.
+    "make start-step 2": "tests/exercises/test_exercises.py::test_start_step_copies_the_previous_step",
+    "make start-step 3": "tests/exercises/test_exercises.py::test_start_step_copies_the_previous_step",
+    "make start-step 4": "tests/exercises/test_exercises.py::test_start_step_copies_the_previous_step",
+    "make check-step 2": "tests/exercises/test_exercises.py::test_check_step_names_what_is_missing",
+    "make check-step 3": "tests/exercises/test_exercises.py::test_check_step_names_what_is_missing",
+    "make check-step 4": "tests/exercises/test_exercises.py::test_check_step_names_what_is_missing",
+    # Inside a step folder.
+    "cd step02_celery_intro": "tests/step02/test_celery_intro.py::test_the_worker_lists_both_task_names",
+    "cd step04_final": STEP4_COMMANDS + "test_inspect_registered_lists_the_sms_task",
+    "celery -A mycelery.main worker --loglevel=info": "tests/step02/test_celery_intro.py::test_the_worker_lists_both_task_names",
+    "celery -A mycelery.main worker -Q sms,celery --loglevel=info": "tests/step04/test_delivery.py::test_send_answers_at_once_and_the_worker_delivers_a_six_digit_code",
+    "celery -A mycelery.main worker --loglevel=info --pool=solo": STEP4_COMMANDS
+    + "test_the_windows_pool_solo_worker_delivers",
+    "celery -A mycelery.main worker -Q sms,celery --loglevel=info --pool=solo": STEP4_COMMANDS
+    + "test_the_windows_pool_solo_worker_delivers",
+    "celery -A mycelery.main inspect registered": STEP4_COMMANDS
+    + "test_inspect_registered_lists_the_sms_task",
+    "celery -A mycelery.main inspect active_queues": STEP4_COMMANDS
+    + "test_inspect_active_queues_shows_the_sms_queue",
+    "celery -A mycelery.main purge -f": STEP4_COMMANDS + "test_purge_empties_the_queues",
+    "python manage.py check --deploy": "tests/step04/test_settings_and_logs.py::test_check_deploy_is_clean_in_production_mode",
+    "DJANGO_DEBUG=0 DJANGO_SECRET_KEY=\"$(python -c 'import secrets; print(secrets.token_urlsafe(50))')\" DJANGO_ALLOWED_HOSTS=sms.example.com python manage.py check --deploy": "tests/step04/test_settings_and_logs.py::test_check_deploy_is_clean_in_production_mode",
+    # Talking to the running demo (the demo test sends the same requests on its free ports).
+    "curl -i http://127.0.0.1:8000/users/sms/13800138000/": DEMO
+    + "test_make_demo_starts_step_4_and_ctrl_c_stops_everything",
+    "curl -i http://127.0.0.1:8000/healthz": DEMO
+    + "test_make_demo_starts_step_4_and_ctrl_c_stops_everything",
+    'curl -i -H "Content-Type: application/json" -d \'{"mobile": "13800138000", "code": "012345"}\' http://127.0.0.1:8000/users/sms/verify/': DEMO
+    + "test_make_demo_starts_step_4_and_ctrl_c_stops_everything",
+    # Windows (PowerShell): the same commands as above, which the Linux tests run.
+    "curl.exe -i http://127.0.0.1:8000/users/sms/13800138000/": WINDOWS_SAME_AS
+    + DEMO
+    + "test_make_demo_starts_step_4_and_ctrl_c_stops_everything",
+    "curl.exe -i http://127.0.0.1:8000/healthz": WINDOWS_SAME_AS
+    + DEMO
+    + "test_make_demo_starts_step_4_and_ctrl_c_stops_everything",
+    'Invoke-RestMethod -Method Post -Uri http://127.0.0.1:8000/users/sms/verify/ -ContentType application/json -Body \'{"mobile": "13800138000", "code": "012345"}\'': WINDOWS_SAME_AS
+    + DEMO
+    + "test_make_demo_starts_step_4_and_ctrl_c_stops_everything",
+    '$env:DJANGO_DEBUG = "0"': WINDOWS_SAME_AS
+    + "tests/step04/test_settings_and_logs.py::test_check_deploy_is_clean_in_production_mode",
+    '$env:DJANGO_SECRET_KEY = python -c "import secrets; print(secrets.token_urlsafe(50))"': WINDOWS_SAME_AS
+    + "tests/step04/test_settings_and_logs.py::test_check_deploy_is_clean_in_production_mode",
+    '$env:DJANGO_ALLOWED_HOSTS = "sms.example.com"': WINDOWS_SAME_AS
+    + "tests/step04/test_settings_and_logs.py::test_check_deploy_is_clean_in_production_mode",
+}

@@ -1,0 +1,261 @@
+"""The docs site: builds strict, both languages match, code comes from the steps, commands are tested."""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+import requests
+
+from tests.docs.commands import COMMANDS, WINDOWS_SAME_AS
+from tests.docs.pages import (
+    DOCS,
+    ROOT,
+    chinese_pages,
+    code_blocks,
+    english_of,
+    english_pages,
+    heading_ids,
+    make_targets_mentioned,
+    shell_commands,
+    snippets,
+)
+from workshop.redis_server import free_port
+
+PAGES = [
+    "index",
+    "setup",
+    "step1",
+    "step2",
+    "step3",
+    "step4",
+    "troubleshooting",
+    "benchmarks",
+    "instructors",
+    "reference",
+]
+
+
+def make(*args, timeout=300, **env):
+    return subprocess.run(
+        ["make", "--no-print-directory", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_make_docs_build_is_strict_and_clean():
+    result = make("docs-build")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "WARNING" not in result.stderr, result.stderr
+    for page in PAGES:
+        name = "" if page == "index" else f"{page}/"
+        assert (ROOT / "site" / name / "index.html").exists(), f"{page} (中文) was not built"
+        assert (ROOT / "site" / "en" / name / "index.html").exists(), f"{page} (English) was not built"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_exists_in_both_languages(page):
+    assert (DOCS / f"{page}.md").exists(), f"docs/{page}.md (中文) is missing"
+    assert (DOCS / f"{page}.en.md").exists(), f"docs/{page}.en.md (English) is missing"
+
+
+def test_no_page_is_in_one_language_only():
+    chinese = {p.name[:-3] for p in chinese_pages()}
+    english = {p.name[:-6] for p in english_pages()}
+    assert chinese == english, f"only in Chinese: {chinese - english}; only in English: {english - chinese}"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_each_pair_has_the_same_code_includes_blocks_and_anchors(page):
+    zh, en = (DOCS / f"{page}.md").read_text(), english_of(DOCS / f"{page}.md").read_text()
+
+    assert snippets(zh) == snippets(en), "the two languages must include the same code, in the same order"
+    assert [lang for lang, _ in code_blocks(zh)] == [lang for lang, _ in code_blocks(en)]
+    assert heading_ids(zh) == heading_ids(en), "give headings the same explicit {#id} in both languages"
+    assert shell_commands(zh) == shell_commands(en)
+
+
+def all_pages():
+    return chinese_pages() + english_pages()
+
+
+def section_markers(path):
+    text = path.read_text()
+    return set(re.findall(r"--8<-- \[start:([\w-]+)\]", text)) & set(
+        re.findall(r"--8<-- \[end:([\w-]+)\]", text)
+    )
+
+
+def test_every_snippet_names_a_file_and_section_that_exist():
+    problems = []
+    for page in all_pages():
+        for target in snippets(page.read_text()):
+            path, _, section = target.partition(":")
+            source = ROOT / path
+            if not source.is_file():
+                problems.append(f"{page.name}: {target}: no such file")
+            elif section and section not in section_markers(source):
+                problems.append(f"{page.name}: {target}: no [start:{section}] / [end:{section}] in {path}")
+    assert not problems, "\n".join(problems)
+
+
+def test_project_code_is_included_not_pasted():
+    """A Python block that shows the steps' code must come from a step folder, or it will drift."""
+    pasted = []
+    for page in all_pages():
+        for language, body in code_blocks(page.read_text()):
+            if language == "python" and not body.lstrip().startswith("--8<--"):
+                if re.search(r"class \w+APIView|@app\.task|def send_sms|get_redis_connection", body):
+                    pasted.append(f"{page.name}: {body.splitlines()[0]}")
+    assert not pasted, "include these from the step folders with --8<--:\n" + "\n".join(pasted)
+
+
+def test_every_make_target_a_page_mentions_exists():
+    help_text = make("help").stdout
+    targets = set(re.findall(r"^  ([a-z-]+) ", help_text, re.MULTILINE))
+    missing = {
+        f"make {t} ({p.name})"
+        for p in all_pages()
+        for t in make_targets_mentioned(p.read_text())
+        if t not in targets
+    }
+    assert not missing, f"not in `make help`: {sorted(missing)}"
+
+
+def as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def test_every_command_in_the_docs_is_run_by_a_test():
+    unregistered = sorted(
+        {f"{p.name}: {c}" for p in all_pages() for c in shell_commands(p.read_text()) if c not in COMMANDS}
+    )
+    assert not unregistered, (
+        "Add each command to tests/docs/commands.py with the test that runs it:\n" + "\n".join(unregistered)
+    )
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_each_registered_command_points_at_a_real_test(command):
+    for where in as_list(COMMANDS[command]):
+        where = where.removeprefix(WINDOWS_SAME_AS)
+        path, _, name = where.partition("::")
+        source = ROOT / path
+        assert source.is_file(), f"{command!r}: {path} does not exist"
+        assert re.search(rf"^\s*def {re.escape(name)}\(", source.read_text(), re.MULTILINE), (
+            f"{command!r}: no test {name} in {path}"
+        )
+
+
+def test_included_code_reaches_the_built_page(tmp_path):
+    """Change a line inside an included section, build: the page shows the change. Docs cannot drift."""
+    copy = tmp_path / "repo"
+    copy.mkdir()
+    for name in [
+        "mkdocs.yml",
+        "docs",
+        "step01_sync",
+        "step02_celery_intro",
+        "step03_django_integration",
+        "step04_final",
+    ]:
+        source = ROOT / name
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, copy / name)
+    views = copy / "step03_django_integration" / "users" / "views.py"
+    marker = "# drift-check-7f3a: this line was changed after the page was written"
+    views.write_text(
+        views.read_text().replace("        send_sms.delay(", f"        {marker}\n        send_sms.delay(", 1)
+    )
+
+    result = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "mkdocs"), "build", "-q", "-d", str(tmp_path / "site")],
+        cwd=copy,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert result.returncode == 0, result.stderr
+    built = (tmp_path / "site" / "step3" / "index.html").read_text()
+    assert "drift-check-7f3a" in built
+
+
+def test_make_diff_step_shows_the_lesson():
+    step2, step3, step4 = (make("diff-step", n).stdout for n in ("2", "3", "4"))
+
+    assert "step02_celery_intro/mycelery/main.py" in step2 and '+app = Celery("renran")' in step2
+    assert "+        send_sms.delay(mobile=mobile, sms_code=sms_code)" in step3
+    assert "rename to step03_django_integration/mycelery/sms/ronglian.py" in step3
+    assert "nx=True" in step4
+    # The lesson and nothing else: no caches, no formatting churn in files a step does not change.
+    for diff in (step2, step3):
+        assert "__pycache__" not in diff
+        assert "renranapi/settings.py" not in diff
+
+
+def test_cheap_make_targets_run_as_typed():
+    for args in (["setup"], ["help"], ["lint"]):
+        result = make(*args)
+        assert result.returncode == 0, f"make {args[0]}:\n{result.stdout}{result.stderr}"
+    assert "Ready: .venv" in make("setup").stdout
+
+
+def test_make_test_is_what_ci_runs():
+    """`make test` runs each step's tests the way `make test-step N` does (same pytest folder), and CI
+    runs `make test`: the README's command."""
+    ci = (ROOT / ".ci" / "run").read_text()
+    makefile = (ROOT / "Makefile").read_text()
+    readme = (ROOT / "README.md").read_text()
+
+    assert re.search(r"^make test$", ci, re.MULTILINE)
+    assert "make test " in readme or "make test\n" in readme
+    assert "-m pytest tests/step0$(N)" in makefile
+    from workshop.testrun import suites
+
+    assert [s.name for s in suites(["1", "2", "3", "4"])][:5] == [
+        "workshop",
+        "step01",
+        "step02",
+        "step03",
+        "step04",
+    ]
+
+
+def test_the_instructors_selection_picks_three_tests():
+    result = make("test-step", "4", PYTEST_ARGS="--collect-only -q -k 'concurrent or killed or broker_down'")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 tests collected" in result.stdout or "3/" in result.stdout
+
+
+def test_make_docs_serve_serves_the_site():
+    port = free_port()
+    process = subprocess.Popen(
+        ["make", "--no-print-directory", "docs-serve"],
+        cwd=ROOT,
+        env={**os.environ, "DOCS_PORT": str(port)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                page = requests.get(f"http://127.0.0.1:{port}/en/", timeout=5)
+                break
+            except requests.ConnectionError:
+                assert process.poll() is None and time.monotonic() < deadline, process.stdout.read().decode()
+                time.sleep(0.5)
+        assert page.status_code == 200
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=30)
