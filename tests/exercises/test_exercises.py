@@ -1,0 +1,91 @@
+"""Exercises check themselves: an unchanged copy of step N-1 fails step N's checks, naming what is
+missing; the reference step passes. `make start-step N` / `make check-step N`, as a student types them."""
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from tests.docs.pages import ROOT
+
+
+def make(*args, workspace, timeout=600):
+    return subprocess.run(
+        ["make", "--no-print-directory", *args],
+        cwd=ROOT,
+        env={**os.environ, "WORKSPACE": str(workspace)},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def check(n, folder, *pytest_args):
+    return subprocess.run(
+        [str(ROOT / ".venv/bin/python"), "-m", "workshop.exercise", "check", str(n), "--workspace", str(folder),
+         "--", *pytest_args],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+
+def test_start_step_copies_the_previous_step(tmp_path):
+    first = make("start-step", "3", workspace=tmp_path)
+    assert first.returncode == 0, first.stderr
+    copy = tmp_path / "step03"
+    assert (copy / "mycelery" / "main.py").read_text() == (
+        ROOT / "step02_celery_intro/mycelery/main.py"
+    ).read_text()
+    assert not list(copy.rglob("__pycache__"))
+
+    (copy / "users" / "views.py").write_text("# my work\n")
+    refused = make("start-step", "3", workspace=tmp_path)
+    assert refused.returncode != 0
+    assert "FORCE=1" in refused.stderr
+    assert (copy / "users" / "views.py").read_text() == "# my work\n", "a student's work is never overwritten"
+
+    forced = make("start-step", "3", "FORCE=1", workspace=tmp_path)
+    assert forced.returncode == 0
+    assert (copy / "users" / "views.py").read_text() == (
+        ROOT / "step02_celery_intro/users/views.py"
+    ).read_text()
+
+
+# For each step: a test that names what an unchanged copy of the step before lacks (kept to a few
+# fast tests here; `make check-step N` runs them all).
+MISSING = {
+    2: ("test_the_step_has_the_mycelery_package", "Step 2 adds the Celery package mycelery/"),
+    3: ("test_with_no_worker_the_message_waits_in_the_broker", "the SMS task should wait in the broker"),
+    4: ("test_the_sms_task_goes_to_the_sms_queue", "test_the_sms_task_goes_to_the_sms_queue"),
+}
+
+
+@pytest.mark.parametrize("n", [2, 3, 4])
+def test_check_step_names_what_is_missing(tmp_path, n):
+    copy = tmp_path / f"step{n:02d}"
+    shutil.copytree(next(ROOT.glob(f"step{n - 1:02d}_*")), copy, ignore=shutil.ignore_patterns("__pycache__"))
+    name, says = MISSING[n]
+
+    result = check(n, copy, "-k", name)
+
+    assert result.returncode != 0, result.stdout
+    assert f"MISSING {name}" in result.stdout
+    assert says in result.stdout
+    assert "still to do" in result.stdout
+
+
+def test_check_step_passes_the_reference_step(tmp_path):
+    copy = tmp_path / "step02"
+    shutil.copytree(ROOT / "step02_celery_intro", copy, ignore=shutil.ignore_patterns("__pycache__"))
+
+    result = check(2, copy)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "All 7 pass: this is step 2" in result.stdout
+
+
+def test_check_step_without_a_workspace_says_what_to_do(tmp_path):
+    result = make("check-step", "2", workspace=tmp_path)
+
+    assert result.returncode != 0
+    assert "Run `make start-step 2` first" in result.stderr
