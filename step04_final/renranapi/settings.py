@@ -154,6 +154,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": int(env("CELERY_BROKER_VISIBILITY_TIMEOUT", 60)),
     "socket_connect_timeout": 0.5,
     "socket_timeout": 1,
+    # kombu's default of 10 connections starves a gevent or threads worker with -c 50 ("Couldn't ack").
+    "max_connections": int(env("CELERY_BROKER_MAX_CONNECTIONS", 200)),
 }
 # .delay() must not hang when the broker is down: try briefly, then raise.
 CELERY_BROKER_CONNECTION_TIMEOUT = 0.5

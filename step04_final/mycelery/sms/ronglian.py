@@ -11,6 +11,7 @@ import hashlib
 from datetime import datetime, timedelta, timezone
 
 import requests
+import requests.adapters
 from django.conf import settings
 
 SEND_PATH = "/2013-12-26/Accounts/{account_sid}/SMS/TemplateSMS"
@@ -37,14 +38,18 @@ class PermanentSMSError(SMSError):
 
 
 class RonglianClient:
-    def __init__(self, account_sid, auth_token, app_id, base_url, timeout=(3, 10)):
+    def __init__(self, account_sid, auth_token, app_id, base_url, timeout=(3, 10), pool_maxsize=100):
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.app_id = app_id
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        # One Session per process: connections are reused from one SMS to the next.
+        # One Session per process: connections are reused from one SMS to the next, up to
+        # pool_maxsize at once (a threads or gevent worker sends many SMS concurrently).
         self.session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_maxsize)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
 
     # --8<-- [start:sign]
     def _signed_request(self):
