@@ -98,7 +98,7 @@ docs-build: $(STAMP) ## Build the docs site into site/, failing on any warning
 	@mkdocs build --strict
 
 bench: $(STAMP) ## Measure what Celery buys (QUICK=1 for a short run); writes docs/benchmarks/
-	@$(PY) -m workshop.bench $(if $(QUICK),--quick)
+	@$(PY) -m workshop.bench $(if $(QUICK),--quick) $(if $(SMOKE_OUT),--smoke --out $(SMOKE_OUT))
 
 lint: $(STAMP) ## Check style with ruff
 	@ruff check .

@@ -1,0 +1,131 @@
+"""The producer side of ``make bench``: a process that calls ``.delay()`` the way the view does.
+
+``workshop.bench`` starts it inside a step folder (so ``mycelery`` is the step's own) and sends it one
+JSON command a line on stdin; it answers one JSON line each on stdout and exits at end of input. One
+process serves a whole phase, so Django and Celery load once, not once a measurement.
+
+    {"op": "delay", "first": 0, "count": 2000, "warmup": 100}   time each send_sms.delay(...) alone
+    {"op": "delay", ..., "form": "view"}                        ... or the call as step 4's view makes it
+    {"op": "enqueue", "first": 0, "count": 100, "rate": 50}    send_sms.delay at a fixed pace (0: at once)
+    {"op": "noop", "count": 5000}                              workshop.bench_noop's noop.delay(), flat out
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+
+def mobile(n: int) -> str:
+    """The n-th test number: distinct per message, and a valid mainland number for step 4's check."""
+    return f"13{n % 10**9:09d}"
+
+
+CODE = "123456"
+
+
+def code_store():
+    """What the view does before ``.delay()``: keep the code in Redis, where step 4's task checks that
+    it is still the current one before sending it."""
+    from django_redis import get_redis_connection
+
+    from mycelery.sms import constants
+
+    redis = get_redis_connection("sms_code")
+    return lambda number: redis.setex(f"sms_{number}", constants.SMS_EXPIRE_TIME, CODE)
+
+
+def view_call(task):
+    """The call as step 4's view makes it (users/views.py): apply_async, with a masked kwargsrepr."""
+    from mycelery.sms.ronglian import mask_mobile
+
+    return lambda number: task.apply_async(
+        kwargs={"mobile": number, "sms_code": CODE},
+        kwargsrepr=repr({"mobile": mask_mobile(number), "sms_code": "******"}),
+    )
+
+
+def delay_cost(task, remember, first: int, count: int, warmup: int, form: str = "delay") -> dict:
+    if form == "view":
+        call = view_call(task)
+    else:
+        call = lambda number: task.delay(mobile=number, sms_code=CODE)  # noqa: E731
+    for i in range(warmup):
+        remember(mobile(first + i))
+        call(mobile(first + i))
+    durations = []
+    clock = time.perf_counter
+    for i in range(warmup, warmup + count):
+        number = mobile(first + i)
+        remember(number)
+        started = clock()
+        call(number)
+        durations.append(clock() - started)
+    return {"durations": durations}
+
+
+def enqueue(task, remember, first: int, count: int, rate: float) -> dict:
+    sent = []
+    started = time.monotonic()
+    for i in range(count):
+        if rate:
+            # Fixed pace: message i leaves at i/rate, however long the earlier ones took.
+            wait = started + i / rate - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+        number = mobile(first + i)
+        sent.append([number, time.time()])
+        remember(number)
+        task.delay(mobile=number, sms_code=CODE)
+    return {"enqueued": sent, "elapsed": time.monotonic() - started}
+
+
+def noop_flat_out(task, count: int) -> dict:
+    started = time.perf_counter()
+    for _ in range(count):
+        task.delay()
+    return {"count": count, "elapsed": time.perf_counter() - started}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--app", choices=["sms", "noop"], required=True)
+    args = parser.parse_args(argv)
+
+    # Answers go to the real stdout; anything a library prints goes to stderr instead.
+    answers = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+
+    if args.app == "sms":
+        from mycelery.sms.tasks import send_sms as task
+
+        remember = code_store()
+    else:
+        from workshop.bench_noop import noop as task
+
+        remember = None
+
+    for line in sys.stdin:
+        command = json.loads(line)
+        op = command["op"]
+        if op == "ping":
+            answer = {"ok": True}
+        elif op == "delay":
+            answer = delay_cost(task, remember, command["first"], command["count"], command.get("warmup", 0),
+                                command.get("form", "delay"))  # fmt: skip
+        elif op == "enqueue":
+            answer = enqueue(task, remember, command["first"], command["count"], command.get("rate", 0))
+        elif op == "noop":
+            answer = noop_flat_out(task, command["count"])
+        else:
+            answer = {"error": f"unknown op {op!r}"}
+        answers.write(json.dumps(answer) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
