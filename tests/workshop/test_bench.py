@@ -262,15 +262,17 @@ def test_the_bench_runs_end_to_end_in_smoke_mode(tmp_path):
     the harness starts its processes, measures, writes every output, and leaves nothing running."""
     import os
     import subprocess
+    import time
     from pathlib import Path
 
     import psutil
 
     root = Path(__file__).resolve().parents[2]
-    before = {p.pid for p in psutil.process_iter()}
+    # Every process the run starts inherits this marker: leftovers are found by it, not by guessing.
+    marker = f"smoke-{os.getpid()}-{tmp_path.name}"
     result = subprocess.run(
         ["make", "--no-print-directory", "bench", f"SMOKE_OUT={tmp_path}"],
-        cwd=root, env=os.environ.copy(), capture_output=True, text=True, timeout=300,
+        cwd=root, env={**os.environ, "WORKSHOP_BENCH_MARKER": marker}, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
 
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -279,9 +281,13 @@ def test_the_bench_runs_end_to_end_in_smoke_mode(tmp_path):
     figures = json.loads((tmp_path / "results.json").read_text())
     assert figures["meta"]["mode"] == "smoke"
     assert "step 1 ÷ step 4" in (tmp_path / "results.md").read_text()
-    leftovers = [
-        p.cmdline()
-        for p in psutil.process_iter()
-        if p.pid not in before and "workshop" in " ".join(p.cmdline())
-    ]
+    time.sleep(0.5)
+
+    def marked(process):
+        try:
+            return process.environ().get("WORKSHOP_BENCH_MARKER") == marker
+        except psutil.Error:
+            return False
+
+    leftovers = [p.cmdline() for p in psutil.process_iter() if marked(p)]
     assert leftovers == [], leftovers
