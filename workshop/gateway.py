@@ -340,6 +340,12 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 256
     allow_reuse_address = True
 
+    def handle_error(self, request, client_address):
+        # A client that hung up (a killed worker, a timeout) is normal here: no traceback for it.
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
 
 class GatewayServer:
     """The gateway in a background thread: ``with GatewayServer(latency=0.05) as gw: gw.url``."""
