@@ -1,9 +1,17 @@
 """Step 2: a standalone Celery app. A real worker process runs the tasks; Redis carries the messages."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 from celery.exceptions import NotRegistered
 
 RESULT_TIMEOUT = 30
+# The result store keeps what a task returns: the step's tasks return a string to show it.
+RETURNS = (
+    'the task {0} ran, but returned something else: end {0} with `return "{0}: ok"`, as the step 2 page shows'
+)
 
 
 def test_the_step_has_the_mycelery_package(step_path):
@@ -22,13 +30,29 @@ def test_the_step_has_the_mycelery_package(step_path):
     )
 
 
-def test_config_uses_redis_db_15_and_14_overridable_from_the_environment(services):
+def test_config_uses_redis_db_15_and_14_overridable_from_the_environment(services, step_path):
+    """mycelery/config.py: broker on Redis db 15, results on db 14; the environment overrides both."""
     from mycelery.main import app
 
-    assert app.main == "renran"
-    # The tests export CELERY_BROKER_URL / CELERY_RESULT_BACKEND; by default they are db 15 and db 14.
+    assert app.main == "renran", 'main.py should create the app as Celery("renran")'
+    # The tests export CELERY_BROKER_URL / CELERY_RESULT_BACKEND, and they win over config.py.
     assert app.conf.broker_url == f"{services.redis_url}/15"
     assert app.conf.result_backend == f"{services.redis_url}/14"
+
+    # Without them, what config.py says is what the worker uses: the chapter's db 15 and db 14.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CELERY_")}
+    shown = subprocess.run(
+        [sys.executable, "-c", "from mycelery.main import app; print(app.conf.broker_url); print(app.conf.result_backend)"],
+        cwd=step_path, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    broker_url, result_backend = shown.stdout.split()
+    assert broker_url.startswith("redis://") and broker_url.endswith("/15"), (
+        f"config.py should set broker_url to Redis db 15, e.g. redis://127.0.0.1:6379/15 (it is {broker_url})"
+    )
+    assert result_backend.startswith("redis://") and result_backend.endswith("/14"), (
+        f"config.py should set result_backend to Redis db 14, e.g. redis://127.0.0.1:6379/14 (it is {result_backend})"
+    )
 
 
 def test_the_worker_lists_both_task_names(start_worker):
@@ -47,8 +71,8 @@ def test_delay_runs_on_a_real_worker_and_the_result_backend_says_success(start_w
     first = send_sms.delay()
     second = send_sms2.delay()
 
-    assert first.get(timeout=RESULT_TIMEOUT) == "send_sms: ok"
-    assert second.get(timeout=RESULT_TIMEOUT) == "send_sms2: ok"
+    assert first.get(timeout=RESULT_TIMEOUT) == "send_sms: ok", RETURNS.format("send_sms")
+    assert second.get(timeout=RESULT_TIMEOUT) == "send_sms2: ok", RETURNS.format("send_sms2")
     assert first.state == second.state == "SUCCESS"
     # What the task printed shows up in the worker's log.
     worker.wait_for("发送短信任务2!!!")
@@ -61,7 +85,7 @@ def test_send_task_finds_the_task_by_its_name(start_worker):
 
     result = app.send_task("send_sms2")
 
-    assert result.get(timeout=RESULT_TIMEOUT) == "send_sms2: ok"
+    assert result.get(timeout=RESULT_TIMEOUT) == "send_sms2: ok", RETURNS.format("send_sms2")
     assert result.state == "SUCCESS"
 
 
@@ -75,7 +99,7 @@ def test_a_message_waits_in_the_broker_until_a_worker_starts(start_worker, broke
 
     start_worker()
 
-    assert result.get(timeout=RESULT_TIMEOUT) == "send_sms2: ok"
+    assert result.get(timeout=RESULT_TIMEOUT) == "send_sms2: ok", RETURNS.format("send_sms2")
     assert broker.llen("celery") == 0
 
 
