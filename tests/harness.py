@@ -9,8 +9,10 @@ would set them.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -123,7 +125,9 @@ class Worker:
         self.args = [sys.executable, "-m", "celery", "-A", app, "worker", "--loglevel=info",
                      "--without-gossip", "--without-mingle", "--without-heartbeat",
                      "-n", f"test-{os.getpid()}-{time.monotonic_ns()}@%h", *extra]  # fmt: skip
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        # Its own temp dir: a worker killed with SIGKILL cannot clean up after itself; stop() does.
+        self.tmpdir = tempfile.mkdtemp(prefix="workshop-worker-")
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "TMPDIR": self.tmpdir, **(env or {})}
         self.process: subprocess.Popen | None = None
         self.lines: list[str] = []
         self._reader: threading.Thread | None = None
@@ -174,6 +178,7 @@ class Worker:
                 self.process.wait()
         if self._reader:
             self._reader.join(timeout=5)
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
 
     def kill(self) -> None:
         """SIGKILL the whole worker (main process and pool children), as a crash would."""

@@ -215,7 +215,7 @@ class GatewayState:
             raise Rejected("111107")
         if path_sid != self.account_sid or auth_sid != self.account_sid:
             raise Rejected("111113")
-        if sig.upper() != signature(self.account_sid, self.auth_token, timestamp):
+        if sig != signature(self.account_sid, self.auth_token, timestamp):  # upper-case hex, as Ronglian
             raise Rejected("111109")
         try:
             body = json.loads(raw)
@@ -259,7 +259,10 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = 0  # a malformed length reads as no body: Ronglian's "bad body" answer follows
         return self.rfile.read(length) if length > 0 else b""
 
     def do_OPTIONS(self):  # noqa: N802

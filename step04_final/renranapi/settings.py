@@ -77,7 +77,8 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = int(env("DJANGO_SECURE_HSTS_SECONDS", 31536000))
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    if int(env("TRUSTED_PROXY_COUNT", 0)):  # only a proxy of ours may say the request came over https
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     CSRF_COOKIE_SECURE = True
     X_FRAME_OPTIONS = "DENY"
 
@@ -111,11 +112,14 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["users.parsers.SafeJSONParser"],
     # Every error, ours or DRF's, as {"error": "..."}; Redis or broker down becomes a 503.
     "EXCEPTION_HANDLER": "users.exceptions.exception_handler",
-    # Per-IP limit on sending codes (the throttle's counters live in the "default" Redis cache).
-    "DEFAULT_THROTTLE_RATES": {"sms": env("SMS_THROTTLE_RATE", "10/hour")},
+    # Per-IP limits on sending and on checking codes (counted in the "default" Redis cache's db).
+    "DEFAULT_THROTTLE_RATES": {
+        "sms": env("SMS_THROTTLE_RATE", "10/hour"),
+        "sms_verify": env("SMS_VERIFY_THROTTLE_RATE", "30/hour"),
+    },
     # How many proxies in front of Django may set X-Forwarded-For. 0: trust none, use the socket's
     # address, so a client cannot pick a new identity per request with a forged header.
     "NUM_PROXIES": int(env("TRUSTED_PROXY_COUNT", 0)),
@@ -160,7 +164,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 # .delay() must not hang when the broker is down: try briefly, then raise.
 CELERY_BROKER_CONNECTION_TIMEOUT = 0.5
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
-    "max_retries": 2,
+    "max_retries": 1,
     "interval_start": 0,
     "interval_step": 0.2,
     "interval_max": 0.2,

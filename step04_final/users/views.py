@@ -19,7 +19,7 @@ from mycelery.sms.tasks import send_sms
 
 from .exceptions import SERVICE_UNAVAILABLE
 from .serializers import MobileSerializer, SMSCodeVerifySerializer
-from .throttling import SMSCodeIPThrottle
+from .throttling import SMSCodeIPThrottle, SMSVerifyIPThrottle
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +27,16 @@ logger = logging.getLogger(__name__)
 DELETE_IF_EQUAL = (
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 )
+NO_CODE = "验证码不存在或已过期,请重新获取 / no valid code: ask for a new one"
+TOO_MANY_ATTEMPTS = "错误次数过多,验证码已失效,请重新获取 / too many wrong attempts: ask for a new code"
+# Count an attempt before comparing, in one step: of any number of concurrent guesses, only the
+# first SMS_MAX_ATTEMPTS are compared. Returns the attempt's number, or 0 when there is no code.
+COUNT_ATTEMPT = """
+if redis.call('exists', KEYS[1]) == 0 then return 0 end
+local n = redis.call('incr', KEYS[2])
+redis.call('expire', KEYS[2], ARGV[1])
+return n
+"""
 
 
 class IndexView(TemplateView):
@@ -132,38 +142,34 @@ class SMSCodeAPIView(APIView):
 
 # --8<-- [start:verify]
 class SMSCodeVerifyAPIView(APIView):
+    throttle_classes = [SMSVerifyIPThrottle]
+
     def post(self, request):
-        """校验短信验证码 / check a code: one use, 5 wrong attempts, compared in constant time"""
+        """校验短信验证码 / check a code: one use, 5 attempts, compared in constant time"""
         serializer = SMSCodeVerifySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         mobile, code = serializer.validated_data["mobile"], serializer.validated_data["code"]
         redis = get_redis_connection("sms_code")
         code_key, attempts_key = f"sms_{mobile}", f"sms_attempts_{mobile}"
 
-        stored = redis.get(code_key)
+        # 先计数,再比较 / count first: concurrent guesses cannot slip in before the count catches up
+        attempt = redis.eval(COUNT_ATTEMPT, 2, code_key, attempts_key, constants.SMS_EXPIRE_TIME)
+        stored = redis.get(code_key) if attempt else None
         if stored is None:
-            return Response(
-                {"error": "验证码不存在或已过期,请重新获取 / no valid code: ask for a new one"}, status=400
-            )
+            return Response({"error": NO_CODE}, status=400)
+        if attempt > constants.SMS_MAX_ATTEMPTS:
+            redis.delete(code_key, attempts_key)
+            return Response({"error": TOO_MANY_ATTEMPTS}, status=400)
         if hmac.compare_digest(stored.decode(), code) and redis.eval(DELETE_IF_EQUAL, 1, code_key, stored):
             redis.delete(attempts_key)
             logger.info("SMS code for %s verified", mask_mobile(mobile))
             return Response({"message": "验证成功 / verified"})
 
-        pipe = redis.pipeline()
-        pipe.incr(attempts_key)
-        pipe.expire(attempts_key, constants.SMS_EXPIRE_TIME)
-        attempts, _ = pipe.execute()
-        if attempts >= constants.SMS_MAX_ATTEMPTS:
+        if attempt == constants.SMS_MAX_ATTEMPTS:
             redis.delete(code_key, attempts_key)
-            logger.info("SMS code for %s destroyed after %d wrong attempts", mask_mobile(mobile), attempts)
-            return Response(
-                {
-                    "error": "错误次数过多,验证码已失效,请重新获取 / too many wrong attempts: ask for a new code"
-                },
-                status=400,
-            )
-        left = constants.SMS_MAX_ATTEMPTS - attempts
+            logger.info("SMS code for %s destroyed after %d wrong attempts", mask_mobile(mobile), attempt)
+            return Response({"error": TOO_MANY_ATTEMPTS}, status=400)
+        left = constants.SMS_MAX_ATTEMPTS - attempt
         return Response(
             {"error": f"验证码错误,还可以再试{left}次 / wrong code, {left} attempts left"}, status=400
         )
@@ -172,7 +178,7 @@ class SMSCodeVerifyAPIView(APIView):
 
 # --8<-- [start:health]
 class HealthView(APIView):
-    """Redis, the broker, and whether a worker answers: 200 when all is well, else 503 with what is wrong."""
+    """Redis, the broker, and a worker on the sms queue: 200 when all is well, else 503 with what is wrong."""
 
     def get(self, request):
         from mycelery.main import app
@@ -184,14 +190,19 @@ class HealthView(APIView):
             body["redis"] = f"unreachable ({type(exc).__name__})"
         try:
             with app.connection_for_write() as conn:
-                # kombu's Redis transport connects lazily: only a PING proves the broker answers.
+                # One quick try (kombu would otherwise wait and retry), then a PING that proves it answers.
+                conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=0.5)
                 conn.default_channel.client.ping()
-            body["workers"] = sorted(name for reply in app.control.ping(timeout=1.0) for name in reply)
+            # Workers that consume the sms queue: one started without "-Q sms" would never send a code.
+            replies = app.control.inspect(timeout=1.0).active_queues() or {}
+            body["workers"] = sorted(
+                name for name, queues in replies.items() if any(q["name"] == "sms" for q in queues)
+            )
         except (BrokerError, RedisError, ConnectionError, OSError) as exc:
             body["broker"] = f"unreachable ({type(exc).__name__})"
         problems = [name for name in ("redis", "broker") if body[name] != "ok"]
         if not body["workers"]:
-            problems.append("workers: no worker answered a ping")
+            problems.append("workers: no worker consumes the sms queue")
         body = {"status": "unhealthy" if problems else "ok", "problems": problems, **body}
         return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE if problems else status.HTTP_200_OK)
         # --8<-- [end:health]

@@ -9,6 +9,10 @@ this Linux CI: they point at the test that runs the same command on Linux, and s
 DEMO = "tests/demo/test_demo.py::"
 STEP4_COMMANDS = "tests/step04/test_commands.py::"
 WINDOWS_SAME_AS = "windows: "
+STEP2 = "tests/step02/test_celery_intro.py::"
+ACTIVATE = "tests/docs/test_docs.py::test_activating_the_virtual_environment_puts_python_and_celery_on_path"
+MAKE_SETUP = "tests/docs/test_docs.py::test_cheap_make_targets_run_as_typed"
+GATEWAY_CONTROL = "tests/docs/test_docs.py::test_the_gateway_control_commands_on_the_reference_page_reproduce_step_4s_failures"
 
 COMMANDS = {
     # The two commands, and make targets as typed.
@@ -36,7 +40,7 @@ COMMANDS = {
     "make test-step 2": "tests/docs/test_docs.py::test_make_test_is_what_ci_runs",
     "make test-step 3": "tests/docs/test_docs.py::test_make_test_is_what_ci_runs",
     "make test-step 4": "tests/docs/test_docs.py::test_make_test_is_what_ci_runs",
-    "make test-step 4 PYTEST_ARGS=\"-v -k 'concurrent or killed or broker_down'\"": "tests/docs/test_docs.py::test_the_instructors_selection_picks_three_tests",
+    "make test-step 4 PYTEST_ARGS=\"-v -k 'fifty_concurrent or killed or broker_down'\"": "tests/docs/test_docs.py::test_the_instructors_selection_picks_three_tests",
     "STEP_DIR=~/students/alice/step03_django_integration make test-step 3": DEMO
     + "test_step_dir_tests_a_students_copy",
     "make diff-step 2": "tests/docs/test_docs.py::test_make_diff_step_shows_the_lesson",
@@ -54,7 +58,13 @@ COMMANDS = {
     "make check-step 2": "tests/exercises/test_exercises.py::test_check_step_names_what_is_missing",
     "make check-step 3": "tests/exercises/test_exercises.py::test_check_step_names_what_is_missing",
     "make check-step 4": "tests/exercises/test_exercises.py::test_check_step_names_what_is_missing",
+    # The virtual environment, activated by hand (setup.md#activate) for the commands typed in a step folder.
+    "source .venv/bin/activate": ACTIVATE,
     # Inside a step folder.
+    'python -c "from mycelery.sms.tasks import send_sms2; r = send_sms2.delay(); print(r.get(timeout=10), r.state)"': STEP2
+    + "test_delay_runs_on_a_real_worker_and_the_result_backend_says_success",
+    "python -c \"from mycelery.main import app; app.send_task('send_sms3').get(timeout=10)\"": STEP2
+    + "test_an_unregistered_task_name_is_reported_by_the_worker_not_run",
     "cd step02_celery_intro": "tests/step02/test_celery_intro.py::test_the_worker_lists_both_task_names",
     "cd step04_final": STEP4_COMMANDS + "test_inspect_registered_lists_the_sms_task",
     "celery -A mycelery.main worker --loglevel=info": "tests/step02/test_celery_intro.py::test_the_worker_lists_both_task_names",
@@ -93,4 +103,51 @@ COMMANDS = {
     + "tests/step04/test_settings_and_logs.py::test_check_deploy_is_clean_in_production_mode",
     '$env:DJANGO_ALLOWED_HOSTS = "sms.example.com"': WINDOWS_SAME_AS
     + "tests/step04/test_settings_and_logs.py::test_check_deploy_is_clean_in_production_mode",
+    "Remove-Item Env:DJANGO_DEBUG, Env:DJANGO_SECRET_KEY, Env:DJANGO_ALLOWED_HOSTS": WINDOWS_SAME_AS
+    + "tests/step04/test_settings_and_logs.py::test_check_deploy_is_clean_in_production_mode",
+    # Windows without make (setup.md#windows): what `make setup` and the Procfiles do, by hand.
+    ".venv\\Scripts\\Activate.ps1": WINDOWS_SAME_AS + ACTIVATE,
+    "py -m venv .venv": WINDOWS_SAME_AS + MAKE_SETUP,
+    'pip install "Django>=5.2,<5.3" "djangorestframework>=3.15,<4" "celery[redis]>=5.5,<6" "django-redis>=5.4,<8" "ronglian_sms_sdk>=1.0,<2" "requests>=2.31,<3"': [
+        WINDOWS_SAME_AS + MAKE_SETUP,
+        "tests/docs/test_docs.py::test_the_windows_install_line_asks_for_what_pyproject_pins",
+    ],
+    # The tests export the same three variables for every step (tests/harness.py), and this test reads them.
+    '$env:REDIS_URL = "redis://192.168.1.20:6379"': WINDOWS_SAME_AS
+    + STEP2
+    + "test_config_uses_redis_db_15_and_14_overridable_from_the_environment",
+    '$env:CELERY_BROKER_URL = "redis://192.168.1.20:6379/15"': WINDOWS_SAME_AS
+    + STEP2
+    + "test_config_uses_redis_db_15_and_14_overridable_from_the_environment",
+    '$env:CELERY_RESULT_BACKEND = "redis://192.168.1.20:6379/14"': WINDOWS_SAME_AS
+    + STEP2
+    + "test_config_uses_redis_db_15_and_14_overridable_from_the_environment",
+    # The Procfiles' `gateway` and `web` lines, which the demo runs.
+    "python -m workshop.gateway": [
+        WINDOWS_SAME_AS
+        + "tests/workshop/test_gateway.py::test_the_command_line_gateway_starts_stops_and_names_a_busy_port",
+        WINDOWS_SAME_AS + DEMO + "test_make_demo_starts_step_4_and_ctrl_c_stops_everything",
+    ],
+    "python manage.py runserver": WINDOWS_SAME_AS
+    + DEMO
+    + "test_make_demo_starts_step_4_and_ctrl_c_stops_everything",
+    # Gateway faults by hand (reference.md#gateway), run on a free port.
+    **{
+        line: GATEWAY_CONTROL
+        for line in (
+            'curl -X POST -H "Content-Type: application/json" -d \'{"fail_next": 2, "fail_mode": "172001"}\' http://127.0.0.1:8881/_control',
+            'curl -X POST -H "Content-Type: application/json" -d \'{"hold": true}\' http://127.0.0.1:8881/_control',
+            "curl -X POST http://127.0.0.1:8881/_control/release",
+            "curl http://127.0.0.1:8881/_control",
+        )
+    },
+    **{
+        line: WINDOWS_SAME_AS + GATEWAY_CONTROL
+        for line in (
+            'Invoke-RestMethod -Method Post -Uri http://127.0.0.1:8881/_control -ContentType application/json -Body \'{"fail_next": 2, "fail_mode": "172001"}\'',
+            "Invoke-RestMethod -Method Post -Uri http://127.0.0.1:8881/_control -ContentType application/json -Body '{\"hold\": true}'",
+            "Invoke-RestMethod -Method Post -Uri http://127.0.0.1:8881/_control/release",
+            "Invoke-RestMethod http://127.0.0.1:8881/_control",
+        )
+    },
 }

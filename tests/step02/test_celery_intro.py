@@ -3,15 +3,35 @@
 import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 from celery.exceptions import NotRegistered
 
 RESULT_TIMEOUT = 30
+# What the step 2 page (docs/step2.md#call) has a student type in the step folder, with the virtual
+# environment active. The tests below run these exact lines.
+DELAY_COMMAND = 'python -c "from mycelery.sms.tasks import send_sms2; r = send_sms2.delay(); print(r.get(timeout=10), r.state)"'
+TYPO_COMMAND = """python -c "from mycelery.main import app; app.send_task('send_sms3').get(timeout=10)\""""
 # The result store keeps what a task returns: the step's tasks return a string to show it.
 RETURNS = (
     'the task {0} ran, but returned something else: end {0} with `return "{0}: ok"`, as the step 2 page shows'
 )
+
+
+def run_as_typed(command, step_path):
+    """A line from the step 2 page, run by a shell in the step folder, as in an activated terminal."""
+    page = (Path(__file__).resolve().parents[2] / "docs" / "step2.md").read_text()
+    assert command in page, f"the step 2 page no longer shows {command!r}: update this test with it"
+    # Activating the virtual environment puts its bin/ first on PATH: the same for `python` here.
+    env = {
+        **os.environ,
+        "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
+    }
+    return subprocess.run(
+        ["bash", "-c", command], cwd=step_path, env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_the_step_has_the_mycelery_package(step_path):
@@ -63,7 +83,7 @@ def test_the_worker_lists_both_task_names(start_worker):
     assert ". send_sms2" in worker.log
 
 
-def test_delay_runs_on_a_real_worker_and_the_result_backend_says_success(start_worker):
+def test_delay_runs_on_a_real_worker_and_the_result_backend_says_success(start_worker, step_path):
     from mycelery.sms.tasks import send_sms, send_sms2
 
     worker = start_worker()
@@ -76,6 +96,13 @@ def test_delay_runs_on_a_real_worker_and_the_result_backend_says_success(start_w
     assert first.state == second.state == "SUCCESS"
     # What the task printed shows up in the worker's log.
     worker.wait_for("发送短信任务2!!!")
+
+    # The same call as the step 2 page has a student type it, in the step folder.
+    typed = run_as_typed(DELAY_COMMAND, step_path)
+    assert typed.returncode == 0, f"{DELAY_COMMAND}\n{typed.stdout}{typed.stderr}"
+    assert typed.stdout == "send_sms2: ok SUCCESS\n", (
+        RETURNS.format("send_sms2") + f"; it printed {typed.stdout!r}"
+    )
 
 
 def test_send_task_finds_the_task_by_its_name(start_worker):
@@ -103,7 +130,7 @@ def test_a_message_waits_in_the_broker_until_a_worker_starts(start_worker, broke
     assert broker.llen("celery") == 0
 
 
-def test_an_unregistered_task_name_is_reported_by_the_worker_not_run(start_worker, broker):
+def test_an_unregistered_task_name_is_reported_by_the_worker_not_run(start_worker, broker, step_path):
     from mycelery.main import app
 
     worker = start_worker()
@@ -116,3 +143,12 @@ def test_an_unregistered_task_name_is_reported_by_the_worker_not_run(start_worke
         result.get(timeout=RESULT_TIMEOUT)
     assert result.state == "FAILURE"
     assert broker.llen("celery") == 0
+
+    # The page's typo, typed in the step folder: the caller gets NotRegistered, never a result.
+    typed = run_as_typed(TYPO_COMMAND, step_path)
+    assert typed.returncode != 0, typed.stdout
+    assert typed.stderr.rstrip().endswith("celery.exceptions.NotRegistered: 'send_sms3'"), typed.stderr
+    deadline = time.monotonic() + RESULT_TIMEOUT
+    while worker.log.count("Received unregistered task of type 'send_sms3'") < 2:
+        assert time.monotonic() < deadline, f"the worker did not report the typed send_sms3:\n{worker.log}"
+        time.sleep(0.05)

@@ -4,9 +4,34 @@ import json
 import re
 import time
 
+import pytest
+
 from workshop.gateway import PERMANENT_CODES, TRANSIENT_CODES
 
 from .conftest import MOBILE
+
+TASK = "mycelery.sms.tasks.send_sms"
+
+
+def wait_until_settled(broker, timeout=30):
+    """Until no SMS message is queued or delivered-but-unacknowledged: nothing more can be delivered.
+
+    acks_late: a message leaves the Redis transport's "unacked" hash only when its task has finished
+    (succeeded, failed for good, or retried as a new message, which then shows up in the queue).
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if broker.llen("sms") == 0 and broker.hlen("unacked") == 0:
+            return
+        time.sleep(0.1)
+    raise AssertionError(
+        f"messages still pending after {timeout} s: {broker.llen('sms')} queued, "
+        f"{broker.hlen('unacked')} unacknowledged"
+    )
+
+
+def task_ids(worker):
+    return re.findall(rf"{re.escape(TASK)}\[([0-9a-f-]+)\] succeeded", worker.log)
 
 
 def test_send_answers_at_once_and_the_worker_delivers_a_six_digit_code(send, gateway, sms_redis, sms_worker):
@@ -54,8 +79,49 @@ def test_a_network_error_is_transient_too(send, gateway, sms_worker):
     assert "cannot reach Ronglian" in worker.log
 
 
+def test_a_5xx_from_the_provider_is_transient(send, gateway, sms_worker):
+    gateway.configure(fail_next=1, fail_mode="http503")
+    worker = sms_worker()
+
+    assert send().status_code == 200
+
+    gateway.wait_for_messages(MOBILE, count=1, timeout=60)
+    worker.wait_for("sent (")
+    assert "Ronglian answered HTTP 503" in worker.log
+    assert worker.log.count(" retry: Retry in ") == 1
+
+
+def test_the_client_sorts_the_providers_answers(gateway):
+    """The step's Ronglian client against the real gateway: which answers are worth trying again."""
+    from django.conf import settings
+
+    from mycelery.sms.ronglian import PermanentSMSError, RonglianClient, TransientSMSError
+
+    def client(base_url=gateway.base_url, token=settings.RONGLIAN_ACC_TOKEN):
+        return RonglianClient(
+            settings.RONGLIAN_ACC_ID, token, settings.RONGLIAN_APP_ID, base_url, timeout=(1, 2)
+        )
+
+    assert client().send_template_sms(MOBILE, ["123456", 5], 1)  # the smsMessageSid
+    with pytest.raises(PermanentSMSError, match="HTTP 404"):  # a wrong base URL: retrying cannot help
+        client(base_url=f"{gateway.base_url}/wrong/prefix").send_template_sms(MOBILE, ["123456", 5], 1)
+    with pytest.raises(PermanentSMSError) as refused:  # wrong credentials
+        client(token="not-the-token").send_template_sms(MOBILE, ["123456", 5], 1)
+    assert refused.value.code == "111109"
+    gateway.configure(fail_next=1, fail_mode="http500")
+    with pytest.raises(TransientSMSError, match="HTTP 500"):
+        client().send_template_sms(MOBILE, ["123456", 5], 1)
+    gateway.configure(hold=True)  # the provider keeps the request longer than the 2 s read timeout
+    with pytest.raises(TransientSMSError, match="did not answer in time"):
+        client().send_template_sms(MOBILE, ["123456", 5], 1)
+    gateway.release()  # let the abandoned request finish here, not in the next test
+    gateway.wait_for_messages(MOBILE, count=2, timeout=10)
+    with pytest.raises(TransientSMSError, match="cannot reach"):
+        client(base_url="http://127.0.0.1:9").send_template_sms(MOBILE, ["123456", 5], 1)
+
+
 def test_a_permanent_error_is_logged_once_without_the_code_and_not_retried(
-    send, gateway, sms_redis, sms_worker
+    send, gateway, sms_redis, broker, sms_worker
 ):
     permanent = sorted(PERMANENT_CODES)[0]
     gateway.configure(fail_next=1, fail_mode=permanent)
@@ -64,6 +130,8 @@ def test_a_permanent_error_is_logged_once_without_the_code_and_not_retried(
     assert send().status_code == 200
 
     worker.wait_for("refused, not retrying")
+    worker.wait_for("] succeeded in")  # the task ended: it returned instead of raising a retry
+    wait_until_settled(broker)  # a retry would be a new message in the queue
     code = sms_redis.get(f"sms_{MOBILE}")
     assert worker.log.count("refused, not retrying") == 1
     assert permanent in worker.log
@@ -104,23 +172,33 @@ def test_a_worker_killed_mid_send_is_redelivered_at_least_once_at_most_twice(
     except AssertionError as exc:
         raise AssertionError(f"{exc}\nThe new worker's output:\n{second.log}") from None
     second.wait_for("sent (")
+    wait_until_settled(broker)  # acknowledged: no third delivery can come
 
-    assert len(messages) == 2
+    messages = gateway.inbox(to=MOBILE)
+    assert len(messages) == 2, "at least once (not lost), and here exactly twice (never a third time)"
     assert messages[0]["datas"] == messages[1]["datas"], "the same message, delivered again"
 
 
-def test_a_message_already_sent_is_not_sent_again(send, gateway, sms_redis, sms_worker):
-    """The idempotency marker: a redelivered message whose SMS went out is skipped."""
+def test_a_message_already_sent_is_not_sent_again(send, gateway, sms_redis, broker, sms_worker):
+    """The idempotency marker: the same message delivered again after its SMS went out is skipped.
+
+    This is what a redelivery looks like to the worker: the same task id and arguments, once more.
+    """
     from mycelery.sms.tasks import send_sms
 
-    sms_redis.set(f"sms_{MOBILE}", "123456")  # the code is current: only the marker stops it
-    sms_redis.set("sms_sent_already-sent-task", "sid")
     worker = sms_worker()
+    assert send().status_code == 200
+    gateway.wait_for_messages(MOBILE, count=1, timeout=30)
+    worker.wait_for("] succeeded in")
+    [task_id] = task_ids(worker)
+    code = sms_redis.get(f"sms_{MOBILE}")
 
-    send_sms.apply_async(kwargs={"mobile": MOBILE, "sms_code": "123456"}, task_id="already-sent-task")
+    send_sms.apply_async(kwargs={"mobile": MOBILE, "sms_code": code}, task_id=task_id)
 
     worker.wait_for("already sent by an earlier delivery")
-    assert gateway.control()["received"] == 0
+    wait_until_settled(broker)
+    assert gateway.control()["received"] == 1
+    assert len(gateway.inbox(to=MOBILE)) == 1
 
 
 def test_a_code_that_is_no_longer_current_is_not_sent(send, gateway, sms_redis, sms_worker):

@@ -4,6 +4,7 @@ import threading
 import time
 
 import pytest
+import redis
 from django.test import Client
 
 from .conftest import MOBILE
@@ -43,9 +44,27 @@ def test_redis_down_gives_503_json_fast_and_no_interval(send, services, stopped,
     assert "短信服务暂时不可用" in response.json()["error"]
     assert elapsed < NO_HANG
 
+    # (The view could write nothing to a stopped Redis; giving the interval back matters when the
+    # broker fails after the interval was taken: the next test.)
     services.redis.start()
-    assert sms_redis.get(f"interval_{MOBILE}") is None
     assert send().status_code == 200, "once Redis is back, the same number gets a code"
+
+
+def test_a_redis_that_hangs_gives_503_json_fast_not_a_hang(send, services, sms_redis):
+    """A Redis that accepts connections but does not answer (overloaded, a network partition)."""
+    pauser = redis.Redis.from_url(services.redis_url)
+    pauser.execute_command("CLIENT", "PAUSE", 3000, "ALL")
+    try:
+        response, elapsed = timed(send)
+    finally:
+        pauser.execute_command("CLIENT", "UNPAUSE")
+        pauser.close()
+
+    assert response.status_code == 503
+    assert "短信服务暂时不可用" in response.json()["error"]
+    assert elapsed < NO_HANG
+    assert sms_redis.get(f"interval_{MOBILE}") is None, "nothing was taken, so nothing blocks a retry"
+    assert send().status_code == 200
 
 
 def test_broker_down_gives_503_and_gives_back_the_interval_and_the_code(
@@ -66,10 +85,15 @@ def test_broker_down_gives_503_and_gives_back_the_interval_and_the_code(
     assert broker.llen("sms") == 1
 
 
-def test_health_reports_redis_broker_and_workers(client, services, stopped, sms_worker):
+def test_health_reports_redis_broker_and_workers(client, services, stopped, start_worker, sms_worker):
     unhealthy = client.get("/healthz")
     assert unhealthy.status_code == 503
-    assert "workers: no worker answered a ping" in unhealthy.json()["problems"]
+    assert "workers: no worker consumes the sms queue" in unhealthy.json()["problems"]
+
+    # A worker that consumes only the default queue answers a ping, but would never send a code.
+    default_queue_only = start_worker("mycelery.main", "-Q", "celery")
+    assert client.get("/healthz").status_code == 503
+    default_queue_only.stop()
 
     worker = sms_worker()
     healthy = client.get("/healthz")
@@ -79,9 +103,16 @@ def test_health_reports_redis_broker_and_workers(client, services, stopped, sms_
     worker.stop()
 
     stopped(services.broker)
-    broken = client.get("/healthz")
+    broken, elapsed = timed(lambda: client.get("/healthz"))
+    assert elapsed < NO_HANG
     assert broken.status_code == 503
     assert broken.json()["broker"].startswith("unreachable")
+    assert broken.json()["redis"] == "ok"
+
+    stopped(services.redis)
+    both = client.get("/healthz")
+    assert both.status_code == 503
+    assert both.json()["redis"].startswith("unreachable")
 
 
 def test_fifty_concurrent_requests_for_one_number_send_exactly_one_sms(gateway, sms_worker):

@@ -74,6 +74,7 @@ RAW_BODIES = {
     "not json": ("{mobile: 138", "application/json", 400),
     "empty": ("", "application/json", 400),
     "form encoded": ("mobile=13800138000&code=123456", "application/x-www-form-urlencoded", 415),
+    "nested 100,000 deep": ("[" * 100_000 + "]" * 100_000, "application/json", 400),
 }
 
 

@@ -2,9 +2,12 @@
 
 import logging
 import os
+import re
 import secrets
 import subprocess
 import sys
+
+from workshop.gateway import TRANSIENT_CODES
 
 from .conftest import MOBILE
 
@@ -51,10 +54,19 @@ def test_production_mode_refuses_the_development_secret(step_path):
     assert "Set DJANGO_SECRET_KEY" in result.stderr
 
 
-def test_celery_reads_django_settings_with_the_celery_namespace(services):
+def test_celery_reads_django_settings_with_the_celery_namespace(services, step_path):
     from mycelery.main import app
 
-    assert app.conf.broker_url == f"{services.broker_redis_url}/15"
+    # Without CELERY_* in the environment, the broker and the result store come from REDIS_URL, through
+    # Django's settings (CELERY_BROKER_URL = f"{REDIS_URL}/15").
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CELERY_")}
+    env["REDIS_URL"] = "redis://127.0.0.1:6390"
+    shown = subprocess.run(
+        [sys.executable, "-c", "from mycelery.main import app; print(app.conf.broker_url, app.conf.result_backend)"],
+        cwd=step_path, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.split() == ["redis://127.0.0.1:6390/15", "redis://127.0.0.1:6390/14"]
     assert app.conf.task_acks_late is True
     assert app.conf.task_reject_on_worker_lost is True
     assert app.conf.task_routes == {"mycelery.sms.tasks.*": {"queue": "sms"}}
@@ -64,13 +76,15 @@ def test_a_full_send_and_verify_logs_no_code_and_no_full_number(
     send, verify, gateway, sms_redis, sms_worker, caplog
 ):
     caplog.set_level(logging.DEBUG)
-    worker = sms_worker()
+    gateway.configure(fail_next=1, fail_mode=sorted(TRANSIENT_CODES)[0])  # a retry is logged too
+    worker = sms_worker("--loglevel=debug")  # every line the worker can write, its task arguments included
 
     assert send().status_code == 200
     code = sms_redis.get(f"sms_{MOBILE}")
     gateway.wait_for_messages(MOBILE, count=1, timeout=30)
     worker.wait_for("sent (")
     assert send().status_code == 429  # Django logs the refused URL, number and all
+    assert send(f"+86{MOBILE}").status_code == 400  # ...and a refused "+86" form of it
     assert verify(code=f"{(int(code) + 1) % 1_000_000:06d}").status_code == 400
     assert verify(code=code).status_code == 200
 
@@ -81,5 +95,6 @@ def test_a_full_send_and_verify_logs_no_code_and_no_full_number(
     )
     logs = app_logs + worker.log
     assert "138****8000" in logs, "the logs should still name the number, masked"
-    assert code not in logs
+    # The code as a number of its own (a 6-digit run inside a longer number, a timestamp, is not it).
+    assert not re.search(rf"(?<!\d){code}(?!\d)", logs), "a verification code was logged"
     assert MOBILE not in logs

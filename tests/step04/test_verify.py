@@ -45,6 +45,15 @@ def test_four_wrong_attempts_still_leave_the_right_code_usable(send, verify, sms
     assert verify(code=code).status_code == 200
 
 
+def test_the_code_expires_after_sms_expire_time(send, sms_redis):
+    from mycelery.sms import constants
+
+    assert send().status_code == 200
+
+    assert 0 < sms_redis.ttl(f"sms_{MOBILE}") <= constants.SMS_EXPIRE_TIME == 300
+    assert 0 < sms_redis.ttl(f"interval_{MOBILE}") <= constants.SMS_INTERVAL_TIME == 60
+
+
 def test_an_expired_code_fails(send, verify, sms_redis):
     code = code_for(send, sms_redis)
     sms_redis.pexpire(f"sms_{MOBILE}", 20)  # as if SMS_EXPIRE_TIME had passed
@@ -68,3 +77,15 @@ def test_a_new_code_resets_the_attempts(send, verify, sms_redis):
 
     assert sms_redis.get(f"sms_attempts_{MOBILE}") is None
     assert verify(code=new_code).status_code == 200
+
+
+def test_an_attempt_is_counted_before_the_code_is_compared(send, verify, sms_redis):
+    """Five attempts already counted (say, by guesses sent at the same moment, still in flight): even the
+    right code is refused. Compared first and counted after, a burst of guesses would all be compared."""
+    code = code_for(send, sms_redis)
+    sms_redis.set(f"sms_attempts_{MOBILE}", 5)
+
+    response = verify(code=code)
+
+    assert response.status_code == 400
+    assert "错误次数过多" in response.json()["error"]

@@ -80,18 +80,22 @@ class RonglianClient:
         except requests.RequestException as exc:
             raise TransientSMSError(f"cannot reach Ronglian ({type(exc).__name__})") from None
 
-        if response.status_code >= 500:
+        # The HTTP status first: a wrong base URL's HTML 404 is not worth retrying, a 5xx or 429 is.
+        if response.status_code >= 500 or response.status_code == 429:
             raise TransientSMSError(
+                f"Ronglian answered HTTP {response.status_code}", str(response.status_code)
+            )
+        if response.status_code != 200:
+            raise PermanentSMSError(
                 f"Ronglian answered HTTP {response.status_code}", str(response.status_code)
             )
         try:
             result = response.json()
         except ValueError:
-            raise TransientSMSError(f"Ronglian answered HTTP {response.status_code} without JSON") from None
-        if response.status_code != 200 or not isinstance(result, dict):
-            raise PermanentSMSError(
-                f"Ronglian answered HTTP {response.status_code}", str(response.status_code)
-            )
+            result = None
+        if not isinstance(result, dict):
+            # A 200 we cannot read: the SMS may have gone out, so trying again could send it twice.
+            raise PermanentSMSError("Ronglian answered HTTP 200 without a JSON object", "200")
 
         code = str(result.get("statusCode", ""))
         if code == SUCCESS:

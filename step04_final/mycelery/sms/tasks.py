@@ -1,6 +1,8 @@
 import logging
 
+from celery.signals import before_task_publish
 from django_redis import get_redis_connection
+from redis.exceptions import RedisError
 
 from mycelery.main import app
 
@@ -18,7 +20,8 @@ SENT_MARKER_TIME = 24 * 60 * 60
 @app.task(
     bind=True,
     # Transient failures are retried after 1, 2, 4, 8, 16 s (each randomised by jitter), then given up.
-    autoretry_for=(TransientSMSError,),
+    # A Redis error comes before the provider is called: retrying it cannot send twice.
+    autoretry_for=(TransientSMSError, RedisError),
     retry_backoff=1,
     retry_backoff_max=30,
     retry_jitter=True,
@@ -29,8 +32,11 @@ SENT_MARKER_TIME = 24 * 60 * 60
     ignore_result=True,
 )
 def send_sms(self, mobile, sms_code):
-    """发送短信 / send the SMS, at most once per message where that can be known"""
+    """发送短信 / send the SMS; a message whose SMS is known to have gone out is not sent again"""
     redis = get_redis_connection("sms_code")
+    # Set once the provider accepted this message: a later delivery of it (a redelivery, a retry)
+    # stops here. Two deliveries running at the same moment would both pass; the visibility timeout
+    # (settings.py) is long enough that Redis never hands out a message a live worker still holds.
     marker = f"sms_sent_{self.request.id}"
     if redis.exists(marker):
         # A redelivery (crash after sending, before the acknowledgement) or a retry after success.
@@ -53,6 +59,20 @@ def send_sms(self, mobile, sms_code):
     redis.set(marker, sid or "sent", ex=SENT_MARKER_TIME)
     logger.info("SMS to %s sent (%s)", mask_mobile(mobile), sid)
     # --8<-- [end:send_sms]
+
+
+@before_task_publish.connect
+def mask_sms_arguments(sender=None, body=None, headers=None, **kwargs):
+    """What events and Flower show of send_sms: a masked number and no code, for every publish.
+
+    The view passes kwargsrepr itself, but a retry is published by Celery (Task.retry), which does
+    not carry kwargsrepr over: without this, each retry would show the number and the code.
+    """
+    if sender != send_sms.name or headers is None:
+        return
+    task_kwargs = body[1] if isinstance(body, tuple | list) and len(body) > 1 else {}
+    headers["argsrepr"] = "()"
+    headers["kwargsrepr"] = repr({"mobile": mask_mobile(task_kwargs.get("mobile", "")), "sms_code": "******"})
 
 
 # 自定义任务名 / a name of our own: app.send_task("send_sms2") finds it by this name
