@@ -6,6 +6,8 @@ Writes docs/assets/screenshots/step{1,4}-{before,after}.png.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -16,9 +18,23 @@ OUT = Path(os.environ.get("SCREENSHOTS_OUT") or ROOT / "docs" / "assets" / "scre
 MOBILE = "13800138000"
 
 
+def has_chinese_font() -> bool | None:
+    """Whether fontconfig knows a font with Chinese glyphs (None: cannot tell, no fc-list)."""
+    if not shutil.which("fc-list"):
+        return None
+    listed = subprocess.run(["fc-list", ":lang=zh"], capture_output=True, text=True, timeout=30)
+    return bool(listed.stdout.strip())
+
+
 def main() -> int:
     from playwright.sync_api import sync_playwright
 
+    if has_chinese_font() is False:
+        print(
+            "warning: no Chinese font is installed, so the page's Chinese text will show as boxes.\n"
+            "         Install one first: sudo apt-get install fonts-noto-cjk",
+            file=sys.stderr,
+        )
     OUT.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = launch(playwright)

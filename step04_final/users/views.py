@@ -29,6 +29,7 @@ DELETE_IF_EQUAL = (
 )
 NO_CODE = "验证码不存在或已过期,请重新获取 / no valid code: ask for a new one"
 TOO_MANY_ATTEMPTS = "错误次数过多,验证码已失效,请重新获取 / too many wrong attempts: ask for a new code"
+# --8<-- [start:count_attempt]
 # Count an attempt before comparing, in one step: of any number of concurrent guesses, only the
 # first SMS_MAX_ATTEMPTS are compared. Returns the attempt's number, or 0 when there is no code.
 COUNT_ATTEMPT = """
@@ -37,6 +38,7 @@ local n = redis.call('incr', KEYS[2])
 redis.call('expire', KEYS[2], ARGV[1])
 return n
 """
+# --8<-- [end:count_attempt]
 
 
 class IndexView(TemplateView):

@@ -65,8 +65,15 @@ class Demo:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
-        time.sleep(0.5)
-        return [p for p in group if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        _, alive = psutil.wait_procs(group, timeout=10)  # what is still exiting gets a moment
+        return [p for p in alive if _running(p)]
+
+
+def _running(process):
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def _in_group(process, pgid):

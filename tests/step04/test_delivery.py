@@ -48,9 +48,10 @@ def test_send_answers_at_once_and_the_worker_delivers_a_six_digit_code(send, gat
 
 
 def test_the_sms_task_goes_to_the_sms_queue(send, broker):
+    """SMS tasks have a queue of their own, sms (CELERY_TASK_ROUTES), that other work cannot hold up."""
     assert send().status_code == 200
 
-    assert broker.llen("sms") == 1
+    assert broker.llen("sms") == 1, "send_sms should be routed to the sms queue (CELERY_TASK_ROUTES)"
     assert broker.llen("celery") == 0
 
 

@@ -262,7 +262,6 @@ def test_the_bench_runs_end_to_end_in_smoke_mode(tmp_path):
     the harness starts its processes, measures, writes every output, and leaves nothing running."""
     import os
     import subprocess
-    import time
     from pathlib import Path
 
     import psutil
@@ -281,7 +280,6 @@ def test_the_bench_runs_end_to_end_in_smoke_mode(tmp_path):
     figures = json.loads((tmp_path / "results.json").read_text())
     assert figures["meta"]["mode"] == "smoke"
     assert "step 1 ÷ step 4" in (tmp_path / "results.md").read_text()
-    time.sleep(0.5)
 
     def marked(process):
         try:
@@ -289,5 +287,13 @@ def test_the_bench_runs_end_to_end_in_smoke_mode(tmp_path):
         except psutil.Error:
             return False
 
-    leftovers = [p.cmdline() for p in psutil.process_iter() if marked(p)]
+    # Give what is still exiting a moment; anything alive after that was left behind.
+    _, alive = psutil.wait_procs([p for p in psutil.process_iter() if marked(p)], timeout=10)
+    leftovers = []
+    for process in alive:
+        try:
+            if process.status() != psutil.STATUS_ZOMBIE:
+                leftovers.append(process.cmdline())
+        except psutil.Error:
+            pass  # it exited after all
     assert leftovers == [], leftovers

@@ -6,5 +6,5 @@ SMS_INTERVAL_TIME = 60
 SMS_TEMPLATE_ID = 1
 # 验证码位数 / digits in a code
 SMS_CODE_LENGTH = 6
-# 验证码允许输错的次数 / wrong attempts before a code is destroyed
+# 每个验证码最多可以校验的次数 / attempts (right or wrong) a code allows before it is destroyed
 SMS_MAX_ATTEMPTS = 5

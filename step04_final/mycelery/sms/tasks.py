@@ -20,7 +20,7 @@ SENT_MARKER_TIME = 24 * 60 * 60
 @app.task(
     bind=True,
     # Transient failures are retried after 1, 2, 4, 8, 16 s (each randomised by jitter), then given up.
-    # A Redis error comes before the provider is called: retrying it cannot send twice.
+    # A Redis error before the provider is called: retrying it cannot send twice (the one after is caught).
     autoretry_for=(TransientSMSError, RedisError),
     retry_backoff=1,
     retry_backoff_max=30,
@@ -56,11 +56,16 @@ def send_sms(self, mobile, sms_code):
         # Retrying cannot help: say why once (no code in the message) and stop.
         logger.error("SMS to %s refused, not retrying: %s", mask_mobile(mobile), exc)
         return
-    redis.set(marker, sid or "sent", ex=SENT_MARKER_TIME)
+    try:
+        redis.set(marker, sid or "sent", ex=SENT_MARKER_TIME)
+    except RedisError:
+        # Sent: a retry now would send it again. Only a later redelivery could, and the log says so.
+        logger.warning("SMS to %s sent, but its sent-marker was not saved (Redis error)", mask_mobile(mobile))
     logger.info("SMS to %s sent (%s)", mask_mobile(mobile), sid)
     # --8<-- [end:send_sms]
 
 
+# --8<-- [start:mask_retries]
 @before_task_publish.connect
 def mask_sms_arguments(sender=None, body=None, headers=None, **kwargs):
     """What events and Flower show of send_sms: a masked number and no code, for every publish.
@@ -73,6 +78,7 @@ def mask_sms_arguments(sender=None, body=None, headers=None, **kwargs):
     task_kwargs = body[1] if isinstance(body, tuple | list) and len(body) > 1 else {}
     headers["argsrepr"] = "()"
     headers["kwargsrepr"] = repr({"mobile": mask_mobile(task_kwargs.get("mobile", "")), "sms_code": "******"})
+    # --8<-- [end:mask_retries]
 
 
 # 自定义任务名 / a name of our own: app.send_task("send_sms2") finds it by this name
