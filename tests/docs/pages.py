@@ -75,5 +75,7 @@ def shell_commands(text: str) -> list[str]:
 
 def make_targets_mentioned(text: str) -> set[str]:
     """`make x` in inline code or a code block (prose may say "make it")."""
-    pieces = re.findall(r"`([^`\n]+)`", text) + [line for _, body in code_blocks(text) for line in body.splitlines()]
+    pieces = re.findall(r"`([^`\n]+)`", text) + [
+        line for _, body in code_blocks(text) for line in body.splitlines()
+    ]
     return {target for piece in pieces for target in re.findall(r"\bmake[ \t]+([a-z][a-z-]*)\b", piece)}
