@@ -183,6 +183,10 @@ LOGGING = {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["mask_mobile"]}
     },
     "root": {"handlers": ["console"], "level": "INFO"},
-    # runserver's access log has a handler of its own: mask it too.
-    "loggers": {"django.server": {"handlers": ["console"], "level": "INFO", "propagate": False}},
+    "loggers": {
+        # runserver's access log has a handler of its own: mask it too.
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # At DEBUG, urllib3 logs each request's URL, and Ronglian's carries the signature (?sig=...).
+        "urllib3": {"level": "INFO"},
+    },
 }

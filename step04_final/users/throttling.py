@@ -1,11 +1,14 @@
+import math
+
 from django_redis import get_redis_connection
 from rest_framework.throttling import AnonRateThrottle
 
 # Count this request and start the window on the first one, in one step (a Lua script runs atomically).
+# Returns the count and the milliseconds left in the window.
 COUNT_REQUEST = """
 local n = redis.call('incr', KEYS[1])
-if n == 1 then redis.call('expire', KEYS[1], ARGV[1]) end
-return {n, redis.call('ttl', KEYS[1])}
+if n == 1 or redis.call('pttl', KEYS[1]) < 0 then redis.call('expire', KEYS[1], ARGV[1]) end
+return {n, redis.call('pttl', KEYS[1])}
 """
 
 
@@ -21,8 +24,8 @@ class AtomicAnonRateThrottle(AnonRateThrottle):
             return True
         self.key = self.get_cache_key(request, view)
         redis = get_redis_connection("default")
-        count, ttl = redis.eval(COUNT_REQUEST, 1, self.key, self.duration)
-        self.wait_seconds = max(ttl, 1)
+        count, pttl = redis.eval(COUNT_REQUEST, 1, self.key, self.duration)
+        self.wait_seconds = max(math.ceil(pttl / 1000), 1)
         return count <= self.num_requests
 
     def wait(self):

@@ -53,6 +53,12 @@ class IndexView(TemplateView):
         return context
 
 
+def destroy(redis, code_key, attempts_key, stored):
+    """Delete a guessed-at code and its count, unless a new code replaced it meanwhile."""
+    if redis.eval(DELETE_IF_EQUAL, 1, code_key, stored):
+        redis.delete(attempts_key)
+
+
 def too_many(message, retry_after):
     return Response(
         {"error": message, "retry_after": retry_after},
@@ -160,7 +166,7 @@ class SMSCodeVerifyAPIView(APIView):
         if stored is None:
             return Response({"error": NO_CODE}, status=400)
         if attempt > constants.SMS_MAX_ATTEMPTS:
-            redis.delete(code_key, attempts_key)
+            destroy(redis, code_key, attempts_key, stored)
             return Response({"error": TOO_MANY_ATTEMPTS}, status=400)
         if hmac.compare_digest(stored.decode(), code) and redis.eval(DELETE_IF_EQUAL, 1, code_key, stored):
             redis.delete(attempts_key)
@@ -168,7 +174,7 @@ class SMSCodeVerifyAPIView(APIView):
             return Response({"message": "验证成功 / verified"})
 
         if attempt == constants.SMS_MAX_ATTEMPTS:
-            redis.delete(code_key, attempts_key)
+            destroy(redis, code_key, attempts_key, stored)
             logger.info("SMS code for %s destroyed after %d wrong attempts", mask_mobile(mobile), attempt)
             return Response({"error": TOO_MANY_ATTEMPTS}, status=400)
         left = constants.SMS_MAX_ATTEMPTS - attempt
@@ -192,7 +198,7 @@ class HealthView(APIView):
             body["redis"] = f"unreachable ({type(exc).__name__})"
         try:
             with app.connection_for_write() as conn:
-                # One quick try (kombu would otherwise wait and retry), then a PING that proves it answers.
+                # Two quick tries, no waiting between them (kombu's default waits), then a PING.
                 conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=0.5)
                 conn.default_channel.client.ping()
             # Workers that consume the sms queue: one started without "-Q sms" would never send a code.

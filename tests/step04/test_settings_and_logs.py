@@ -98,3 +98,4 @@ def test_a_full_send_and_verify_logs_no_code_and_no_full_number(
     # The code as a number of its own (a 6-digit run inside a longer number, a timestamp, is not it).
     assert not re.search(rf"(?<!\d){code}(?!\d)", logs), "a verification code was logged"
     assert MOBILE not in logs
+    assert "sig=" not in logs, "the signed URL (Ronglian's signature) was logged"
