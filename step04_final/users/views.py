@@ -31,12 +31,13 @@ NO_CODE = "验证码不存在或已过期,请重新获取 / no valid code: ask f
 TOO_MANY_ATTEMPTS = "错误次数过多,验证码已失效,请重新获取 / too many wrong attempts: ask for a new code"
 # --8<-- [start:count_attempt]
 # Count an attempt before comparing, in one step: of any number of concurrent guesses, only the
-# first SMS_MAX_ATTEMPTS are compared. Returns the attempt's number, or 0 when there is no code.
+# first SMS_MAX_ATTEMPTS are compared. Returns the attempt's number and the code, or 0 when there is none.
 COUNT_ATTEMPT = """
-if redis.call('exists', KEYS[1]) == 0 then return 0 end
+local code = redis.call('get', KEYS[1])
+if not code then return {0, false} end
 local n = redis.call('incr', KEYS[2])
 redis.call('expire', KEYS[2], ARGV[1])
-return n
+return {n, code}
 """
 # --8<-- [end:count_attempt]
 
@@ -53,10 +54,13 @@ class IndexView(TemplateView):
         return context
 
 
-def destroy(redis, code_key, attempts_key, stored):
-    """Delete a guessed-at code and its count, unless a new code replaced it meanwhile."""
+def delete_code(redis, code_key, attempts_key, stored):
+    """Delete the code and its count if the code is still ``stored`` (not used meanwhile, not replaced by
+    a new one); True when this call deleted it."""
     if redis.eval(DELETE_IF_EQUAL, 1, code_key, stored):
         redis.delete(attempts_key)
+        return True
+    return False
 
 
 def too_many(message, retry_after):
@@ -161,20 +165,18 @@ class SMSCodeVerifyAPIView(APIView):
         code_key, attempts_key = f"sms_{mobile}", f"sms_attempts_{mobile}"
 
         # 先计数,再比较 / count first: concurrent guesses cannot slip in before the count catches up
-        attempt = redis.eval(COUNT_ATTEMPT, 2, code_key, attempts_key, constants.SMS_EXPIRE_TIME)
-        stored = redis.get(code_key) if attempt else None
-        if stored is None:
+        attempt, stored = redis.eval(COUNT_ATTEMPT, 2, code_key, attempts_key, constants.SMS_EXPIRE_TIME)
+        if not attempt:
             return Response({"error": NO_CODE}, status=400)
         if attempt > constants.SMS_MAX_ATTEMPTS:
-            destroy(redis, code_key, attempts_key, stored)
+            delete_code(redis, code_key, attempts_key, stored)
             return Response({"error": TOO_MANY_ATTEMPTS}, status=400)
-        if hmac.compare_digest(stored.decode(), code) and redis.eval(DELETE_IF_EQUAL, 1, code_key, stored):
-            redis.delete(attempts_key)
+        if hmac.compare_digest(stored.decode(), code) and delete_code(redis, code_key, attempts_key, stored):
             logger.info("SMS code for %s verified", mask_mobile(mobile))
             return Response({"message": "验证成功 / verified"})
 
         if attempt == constants.SMS_MAX_ATTEMPTS:
-            destroy(redis, code_key, attempts_key, stored)
+            delete_code(redis, code_key, attempts_key, stored)
             logger.info("SMS code for %s destroyed after %d wrong attempts", mask_mobile(mobile), attempt)
             return Response({"error": TOO_MANY_ATTEMPTS}, status=400)
         left = constants.SMS_MAX_ATTEMPTS - attempt
