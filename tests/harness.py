@@ -117,6 +117,21 @@ SERVICES = pytest.StashKey[Services]()
 STEP_PATH = pytest.StashKey[Path]()
 
 
+def left_running(processes, timeout: float = 10.0) -> list:
+    """Of ``processes`` (psutil), those still running after ``timeout`` s to exit: zombies are not."""
+    import psutil
+
+    _, alive = psutil.wait_procs(processes, timeout=timeout)
+    running = []
+    for process in alive:
+        try:
+            if process.status() != psutil.STATUS_ZOMBIE:
+                running.append(process)
+        except psutil.Error:
+            pass  # it exited after all
+    return running
+
+
 class Worker:
     """A real ``celery worker`` process started in the step folder, as a student starts it."""
 

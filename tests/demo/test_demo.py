@@ -11,6 +11,7 @@ import psutil
 import pytest
 import requests
 
+from tests.harness import left_running
 from workshop.gateway import GatewayClient
 from workshop.redis_server import free_port
 
@@ -65,15 +66,7 @@ class Demo:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
-        _, alive = psutil.wait_procs(group, timeout=10)  # what is still exiting gets a moment
-        return [p for p in alive if _running(p)]
-
-
-def _running(process):
-    try:
-        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
+        return left_running(group)  # what is still exiting gets a moment
 
 
 def _in_group(process, pgid):

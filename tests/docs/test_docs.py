@@ -341,22 +341,15 @@ def run_curl_line(line, port):
 
 def test_the_gateway_control_commands_on_the_reference_page_reproduce_step_4s_failures():
     """reference.md#gateway: the curl lines, as typed (on a free port), steer a running gateway."""
-    import sys
     import threading
 
-    from workshop.gateway import GatewayClient, send_template_sms
+    from workshop.gateway import GatewayClient, GatewayServer, send_template_sms
 
     lines = gateway_control_lines("reference.md")
     assert lines == gateway_control_lines("reference.en.md")
     fail_two, hold, release, show = lines
-    port = free_port()
-    gateway = subprocess.Popen(
-        [sys.executable, "-m", "workshop.gateway", "--port", str(port), "--latency", "0"],
-        cwd=ROOT, stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        GatewayClient(url).wait_ready(timeout=15)
+    with GatewayServer(latency=0) as gateway:
+        url, port = gateway.url, gateway.httpd.server_address[1]
 
         assert run_curl_line(fail_two, port)["fail_next"] == 2
         codes = [send_template_sms(url, "13800138000", ["123456", 5])["statusCode"] for _ in range(3)]
@@ -375,6 +368,3 @@ def test_the_gateway_control_commands_on_the_reference_page_reproduce_step_4s_fa
 
         state = run_curl_line(show, port)
         assert (state["failed"], state["delivered"], state["held"]) == (2, 2, 0)
-    finally:
-        gateway.terminate()
-        gateway.wait(timeout=10)

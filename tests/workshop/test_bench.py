@@ -266,6 +266,8 @@ def test_the_bench_runs_end_to_end_in_smoke_mode(tmp_path):
 
     import psutil
 
+    from tests.harness import left_running
+
     root = Path(__file__).resolve().parents[2]
     # Every process the run starts inherits this marker: leftovers are found by it, not by guessing.
     marker = f"smoke-{os.getpid()}-{tmp_path.name}"
@@ -288,12 +290,5 @@ def test_the_bench_runs_end_to_end_in_smoke_mode(tmp_path):
             return False
 
     # Give what is still exiting a moment; anything alive after that was left behind.
-    _, alive = psutil.wait_procs([p for p in psutil.process_iter() if marked(p)], timeout=10)
-    leftovers = []
-    for process in alive:
-        try:
-            if process.status() != psutil.STATUS_ZOMBIE:
-                leftovers.append(process.cmdline())
-        except psutil.Error:
-            pass  # it exited after all
-    assert leftovers == [], leftovers
+    leftovers = left_running([p for p in psutil.process_iter() if marked(p)])
+    assert leftovers == [], [p.cmdline() for p in leftovers]
