@@ -117,6 +117,24 @@ SERVICES = pytest.StashKey[Services]()
 STEP_PATH = pytest.StashKey[Path]()
 
 
+def concurrently(count: int, one) -> list:
+    """Call ``one(i)`` for i in range(count), each in its own thread, all released at the same moment;
+    return what each call returned, in order."""
+    results: list = [None] * count
+    barrier = threading.Barrier(count)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        results[i] = one(i)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
 def left_running(processes, timeout: float = 10.0) -> list:
     """Of ``processes`` (psutil), those still running after ``timeout`` s to exit: zombies are not."""
     import psutil

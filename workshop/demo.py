@@ -6,15 +6,23 @@
 Ports come from the environment: WEB_PORT (8000), SMS_GATEWAY_PORT (8881), REDIS_PORT (6379),
 FLOWER_PORT (5555). The URLs the step reads (REDIS_URL, RONGLIAN_BASE_URL, ...) are derived from them
 unless they are set already.
+
+Ctrl-C stops the processes in order: the web server and the worker first (the worker with a warm
+shutdown, so the SMS in flight is finished), then Redis and the gateway, which that SMS still needs.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
+
+from honcho.environ import parse_procfile
+from honcho.manager import Manager
 
 from workshop.redis_server import ping, port_in_use
 
@@ -88,8 +96,67 @@ def run(n: str) -> int:
         flush=True,
     )
     os.chdir(folder)
-    os.execvpe("honcho", ["honcho", "start", "-f", "Procfile"], env)
-    return 0  # pragma: no cover
+    manager = OrderedStopManager()
+    for name, command in parse_procfile(procfile).processes.items():
+        # exec: the process honcho signals is the command itself, not a shell waiting for it.
+        manager.add_process(f"{name}.1", f"exec {command}", env={**env, "HONCHO_PROCESS_NAME": f"{name}.1"})
+    manager.loop()
+    return manager.returncode or 0
+
+
+# Stopped last: the worker needs them to finish its SMS, and without Redis it logs only tracebacks.
+SERVICES = ("redis", "gateway")
+# How long the web server and the worker get to stop (the SMS in flight: the provider's read timeout).
+STOP_WAIT = 15
+
+
+class OrderedStopManager(Manager):
+    """honcho's Manager, stopping the way an operator would: the web server and the worker first, then
+    Redis and the gateway once they have gone. The worker gets SIGTERM on its main process only (what
+    systemd's KillMode=mixed does): that is Celery's warm shutdown, which finishes the task in flight.
+    Sent to the worker's whole process group, as honcho does, it would kill the pool's processes
+    mid-task."""
+
+    def __init__(self):
+        super().__init__()
+        self._kill_after = None
+
+    def _killall(self, force=False):
+        if force:
+            return super()._killall(force=True)
+        first = [name for name in self._running() if name.split(".")[0] not in SERVICES]
+        for name in first:
+            self._stop(name)
+        threading.Thread(target=self._stop_services_after, args=(first,), daemon=True).start()
+
+    def _stop_services_after(self, first):
+        deadline = time.monotonic() + STOP_WAIT
+        while time.monotonic() < deadline and any(name in self._running() for name in first):
+            time.sleep(0.1)
+        for name in self._running():
+            self._stop(name)
+
+    def kill(self):
+        # honcho sends SIGKILL 5 s after the first process stopped: too soon for a send in flight.
+        if self._kill_after is None:
+            self._kill_after = time.monotonic() + STOP_WAIT + 5
+        if time.monotonic() >= self._kill_after:
+            super().kill()
+
+    def _running(self):
+        return [name for name, p in self._processes.items() if "returncode" not in p and "pid" in p]
+
+    def _stop(self, name):
+        pid = self._processes[name]["pid"]
+        warm = name.startswith("worker")
+        self._system_print(f"sending SIGTERM to {name} (pid {pid}){' for a warm shutdown' if warm else ''}\n")
+        try:
+            if warm:
+                os.kill(pid, signal.SIGTERM)
+            else:
+                os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass  # it has just exited
 
 
 def wait_for_port(number: int, timeout: float) -> bool:
@@ -131,7 +198,5 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    import signal
-
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     sys.exit(main(sys.argv[1:]))

@@ -5,6 +5,8 @@
 
 It checks the signature like Ronglian does, answers slowly (sending an SMS is slow: that is the
 lesson), fails on purpose when told, and keeps an inbox that tests read and the demo page shows.
+Only the demo page's origin may read the inbox from a browser (SMS_GATEWAY_ALLOW_ORIGIN, by default
+the page on WEB_PORT); no web page may change the gateway's settings.
 """
 
 from __future__ import annotations
@@ -53,12 +55,17 @@ ERRORS = {
     "112315": "模板参数格式有误",
     "160042": "号码格式有误",
     "160038": "短信验证码发送过频繁",
+    "160039": "超出同模板同号天发送次数上限",
+    "160040": "验证码超出同模板同号码天发送上限",
     "172001": "网络错误",
     "111120": "系统繁忙,请稍后再试",
 }
 TRANSIENT_CODES = frozenset({"172001", "111120"})
 PERMANENT_CODES = frozenset(set(ERRORS) - TRANSIENT_CODES)
 HTTP_FAILURES = {"http500": 500, "http503": 503}
+# "disconnect": the connection drops before the SMS is handled (nothing is sent);
+# "answer_lost": the SMS is sent, then the connection drops before the answer (the sender cannot know).
+CONNECTION_FAILURES = ("disconnect", "answer_lost")
 DEFAULT_FAIL_MODE = "111120"
 
 # Ronglian's clock is Beijing time (UTC+8, no daylight saving): timestamps are checked against it,
@@ -126,13 +133,10 @@ class GatewayState:
                 raise ValueError(f"unknown setting {key!r}; known: {', '.join(self.CONFIG_TYPES)}")
             if isinstance(value, bool) and expected is not bool or not isinstance(value, expected):
                 raise ValueError(f"{key} has the wrong type")
-            if (
-                key == "fail_mode"
-                and value not in ERRORS
-                and value not in HTTP_FAILURES
-                and value != "disconnect"
-            ):
-                raise ValueError("fail_mode must be a Ronglian code, http500, http503 or disconnect")
+            if key == "fail_mode" and value not in (*ERRORS, *HTTP_FAILURES, *CONNECTION_FAILURES):
+                raise ValueError(
+                    f"fail_mode must be a Ronglian code or one of {', '.join((*HTTP_FAILURES, *CONNECTION_FAILURES))}"
+                )
         with self.lock:
             for key, value in changes.items():
                 setattr(self, key, float(value) if key in ("latency", "fail_rate") else value)
@@ -244,19 +248,31 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "RonglianLocalGateway/1.0"
     state: GatewayState  # set on the subclass made per server
+    allowed_origins: tuple[str, ...] = ()  # the pages that may read the inbox from a browser
 
-    def log_message(self, format, *args):  # noqa: A002 - quiet: tests and the demo read the inbox
-        pass
+    def log_message(self, format, *args):
+        pass  # quiet: tests and the demo read the inbox
 
     def _send(self, status: int, payload: dict, cors: bool = False) -> None:
         data = json.dumps(payload, ensure_ascii=False).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json;charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
-        if cors:
-            self.send_header("Access-Control-Allow-Origin", "*")
+        origin = self.headers.get("Origin")
+        if cors and origin in self.allowed_origins:
+            self.send_header("Access-Control-Allow-Origin", origin)
+            self.send_header("Vary", "Origin")
         self.end_headers()
         self.wfile.write(data)
+
+    def _from_a_web_page(self) -> bool:
+        """A browser names the page's origin on every cross-origin request (and on every POST); curl,
+        the tests and the workers send none. Refused so that no page can change the gateway, not even
+        with a request it cannot read the answer of."""
+        if self.headers.get("Origin") is None:
+            return False
+        self._send(403, {"error": "the gateway's settings and inbox cannot be changed from a web page"})
+        return True
 
     def _body(self) -> bytes:
         try:
@@ -265,17 +281,20 @@ class Handler(BaseHTTPRequestHandler):
             length = 0  # a malformed length reads as no body: Ronglian's "bad body" answer follows
         return self.rfile.read(length) if length > 0 else b""
 
-    def do_OPTIONS(self):  # noqa: N802
+    def do_OPTIONS(self):
+        # No preflight is ever granted: the page only reads the inbox, with a GET that needs none.
         self.send_response(204)
-        self.send_header("Access-Control-Allow-Origin", "*")
-        self.send_header("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
-        self.send_header("Access-Control-Allow-Headers", "Content-Type")
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         url = urlsplit(self.path)
         if url.path == "/_inbox":
+            origin = self.headers.get("Origin")
+            if origin is not None and origin not in self.allowed_origins:
+                return self._send(
+                    403, {"error": f"only {', '.join(self.allowed_origins)} may read the inbox"}
+                )
             to = (parse_qs(url.query).get("to") or [None])[0]
             with self.state.lock:
                 messages = [m for m in self.state.messages if to is None or m["to"] == to]
@@ -284,16 +303,20 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200, self.state.snapshot(), cors=True)
         self._send(404, {"error": f"no such endpoint: GET {url.path}"}, cors=True)
 
-    def do_DELETE(self):  # noqa: N802
+    def do_DELETE(self):
         self._body()
+        if self._from_a_web_page():
+            return
         if urlsplit(self.path).path == "/_inbox":
             self.state.reset()
             return self._send(200, {"messages": []}, cors=True)
         self._send(404, {"error": "no such endpoint"}, cors=True)
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         url = urlsplit(self.path)
         raw = self._body()
+        if url.path.startswith(("/_inbox", "/_control")) and self._from_a_web_page():
+            return
         if url.path == "/_inbox/reset":
             self.state.reset()
             return self._send(200, {"messages": []}, cors=True)
@@ -328,8 +351,11 @@ class Handler(BaseHTTPRequestHandler):
         failure = self.state.next_failure()
         if failure is None:
             return self._send(200, self.state.deliver(body, received_at))
-        self.state.count("failed")
-        if failure == "disconnect":
+        if failure == "answer_lost":
+            self.state.deliver(body, received_at)  # sent: only the answer is lost
+        else:
+            self.state.count("failed")
+        if failure in CONNECTION_FAILURES:
             self.close_connection = True
             self.connection.shutdown(2)
             return
@@ -353,10 +379,23 @@ class _Server(ThreadingHTTPServer):
 class GatewayServer:
     """The gateway in a background thread: ``with GatewayServer(latency=0.05) as gw: gw.url``."""
 
-    def __init__(self, host="127.0.0.1", port=0, latency=2.0, account_sid=DEFAULT_ACCOUNT_SID,
-                 auth_token=DEFAULT_AUTH_TOKEN, app_id=DEFAULT_APP_ID, fail_rate=0.0, fail_next=0, fail_mode=None):  # fmt: skip
+    def __init__(
+        self,
+        host="127.0.0.1",
+        port=0,
+        latency=2.0,
+        account_sid=DEFAULT_ACCOUNT_SID,
+        auth_token=DEFAULT_AUTH_TOKEN,
+        app_id=DEFAULT_APP_ID,
+        fail_rate=0.0,
+        fail_next=0,
+        fail_mode=None,
+        allow_origins=(),
+    ):
         self.state = GatewayState(account_sid, auth_token, app_id, latency, fail_rate, fail_next, fail_mode)
-        handler = type("BoundHandler", (Handler,), {"state": self.state})
+        handler = type(
+            "BoundHandler", (Handler,), {"state": self.state, "allowed_origins": tuple(allow_origins)}
+        )
         self.httpd = _Server((host, port), handler)
         self.thread: threading.Thread | None = None
 
@@ -460,6 +499,14 @@ def send_template_sms(base_url, to, datas, template_id="1", account_sid=DEFAULT_
     return requests.post(url, json=body, headers=headers, timeout=30).json()
 
 
+def default_origins() -> list[str]:
+    """The demo page's own origins: what SMS_GATEWAY_ALLOW_ORIGIN says, else the page on WEB_PORT."""
+    if os.environ.get("SMS_GATEWAY_ALLOW_ORIGIN"):
+        return os.environ["SMS_GATEWAY_ALLOW_ORIGIN"].split(",")
+    port = os.environ.get("WEB_PORT", "8000")
+    return [f"http://127.0.0.1:{port}", f"http://localhost:{port}"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="A local SMS gateway speaking Ronglian's TemplateSMS protocol."
@@ -470,6 +517,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fail-rate", type=float, default=0.0)
     parser.add_argument("--fail-next", type=int, default=0)
     parser.add_argument("--fail-mode", default=None)
+    parser.add_argument(
+        "--allow-origin",
+        action="append",
+        help="a page that may read the inbox from a browser (repeatable); "
+        "default: SMS_GATEWAY_ALLOW_ORIGIN, else the demo page on WEB_PORT",
+    )
     args = parser.parse_args(argv)
     try:
         server = GatewayServer(
@@ -477,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
             os.environ.get("RONGLIAN_ACC_ID", DEFAULT_ACCOUNT_SID),
             os.environ.get("RONGLIAN_ACC_TOKEN", DEFAULT_AUTH_TOKEN),
             os.environ.get("RONGLIAN_APP_ID", DEFAULT_APP_ID),
-            args.fail_rate, args.fail_next, args.fail_mode,
+            args.fail_rate, args.fail_next, args.fail_mode, args.allow_origin or default_origins(),
         )  # fmt: skip
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:

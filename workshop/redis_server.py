@@ -6,6 +6,7 @@ of it: nothing is started then.
 
     python -m workshop.redis_server              # the demo's Redis on 127.0.0.1:6379
     python -m workshop.redis_server --port 6390  # another port
+    python -m workshop.redis_server --appendonly # keep the data in .run/redis-6379/ (step 4)
 
 Tests use :class:`RedisServer` directly: a free port and a throw-away data dir, stopped at the end.
 """
@@ -26,6 +27,7 @@ from pathlib import Path
 import redis
 
 DEFAULT_PORT = 6379
+ROOT = Path(__file__).resolve().parent.parent
 
 
 class RedisNotFound(RuntimeError):
@@ -71,11 +73,16 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
 
 
 class RedisServer:
-    """A redis-server child process on 127.0.0.1, with its data in a temporary folder."""
+    """A redis-server child process on 127.0.0.1, with its data in a temporary folder.
 
-    def __init__(self, port: int | None = None, binary: str | None = None):
+    ``appendonly``: every write also goes to an append-only file, flushed to disk every second, so the
+    queued messages and the codes survive a crash (:meth:`kill`) and a restart (:meth:`start` again).
+    """
+
+    def __init__(self, port: int | None = None, binary: str | None = None, appendonly: bool = False):
         self.port = port or free_port()
         self.binary = binary or find_redis_server()
+        self.appendonly = appendonly
         self.process: subprocess.Popen | None = None
         self._dir: tempfile.TemporaryDirectory | None = None
 
@@ -84,11 +91,15 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}"
 
     def command(self, data_dir: str) -> list[str]:
-        # No persistence: the workshop's data is throw-away, and nothing is written into the repo.
+        # Without appendonly, no persistence: the data is throw-away, and nothing is written to disk.
+        persistence = (
+            ["--appendonly", "yes", "--appendfsync", "everysec"]
+            if self.appendonly
+            else ["--appendonly", "no"]
+        )
         return [
-            self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--dir", data_dir, "--daemonize", "no",
-            "--loglevel", "warning",
+            self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *persistence,
+            "--dir", data_dir, "--daemonize", "no", "--loglevel", "warning",
         ]  # fmt: skip
 
     @property
@@ -98,7 +109,8 @@ class RedisServer:
     def start(self, timeout: float = 10.0) -> RedisServer:
         if self.running:
             raise RuntimeError(f"this Redis server (port {self.port}) is already running")
-        self._dir = tempfile.TemporaryDirectory(prefix="workshop-redis-")
+        if self._dir is None:  # after kill(), the same folder: the append-only file is read back
+            self._dir = tempfile.TemporaryDirectory(prefix="workshop-redis-")
         self.process = subprocess.Popen(
             self.command(self._dir.name), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
@@ -116,6 +128,7 @@ class RedisServer:
         raise RuntimeError(f"redis-server did not answer PING on port {self.port} within {timeout} s")
 
     def stop(self) -> None:
+        """Stop the server and delete its data."""
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -123,12 +136,22 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if self.process and self.process.stdout:
-            self.process.stdout.close()
-        self.process = None
+        self._forget_process()
         if self._dir:
             self._dir.cleanup()
             self._dir = None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or a power cut would: no shutdown, the data folder is kept."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self._forget_process()
+
+    def _forget_process(self) -> None:
+        if self.process and self.process.stdout:
+            self.process.stdout.close()
+        self.process = None
 
     def __enter__(self) -> RedisServer:
         return self.start()
@@ -150,6 +173,11 @@ def _wait_forever() -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=int(os.environ.get("REDIS_PORT", DEFAULT_PORT)))
+    parser.add_argument(
+        "--appendonly",
+        action="store_true",
+        help="keep the data in .run/redis-PORT/ across restarts and crashes",
+    )
     args = parser.parse_args(argv)
 
     url = f"redis://127.0.0.1:{args.port}"
@@ -162,7 +190,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     if ping(url):
-        print(f"A Redis server already answers on {url}: using it.", flush=True)
+        print(
+            f"A Redis server already answers on {url}: using it (its own persistence settings apply).",
+            flush=True,
+        )
         _wait_forever()
         return 0
     if port_in_use(args.port):
@@ -178,10 +209,15 @@ def main(argv: list[str] | None = None) -> int:
     except RedisNotFound as exc:
         print(exc, file=sys.stderr)
         return 2
-    # Persistence is off, so Redis writes nothing into its working dir.
-    data_dir = tempfile.gettempdir()
-    server = RedisServer(port=args.port, binary=binary)
-    print(f"Starting Redis on {url} ({binary})", flush=True)
+    server = RedisServer(port=args.port, binary=binary, appendonly=args.appendonly)
+    if args.appendonly:
+        data = ROOT / ".run" / f"redis-{args.port}"
+        data.mkdir(parents=True, exist_ok=True)
+        data_dir = str(data)
+        print(f"Starting Redis on {url} ({binary}), data kept in {data}", flush=True)
+    else:
+        data_dir = tempfile.gettempdir()  # persistence is off: Redis writes nothing there
+        print(f"Starting Redis on {url} ({binary})", flush=True)
     # Replace this process with redis-server, so Ctrl-C and honcho's SIGTERM reach Redis itself.
     os.execv(binary, server.command(data_dir))
     return 0  # pragma: no cover

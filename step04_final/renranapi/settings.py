@@ -5,6 +5,7 @@ are safe for development and match the workshop's local Redis (6379) and SMS gat
 ``DJANGO_DEBUG=0`` switches to production mode, where a real secret key is required.
 """
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -42,7 +43,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: it sees every answer on its way out, and makes the errors under the API's paths JSON.
+    "users.middleware.JSONErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # The language of each answer, from the request's Accept-Language: Chinese unless it asks for English.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -64,7 +69,11 @@ WSGI_APPLICATION = "renranapi.wsgi.application"
 # The verification codes live in Redis; this workshop has no database tables.
 DATABASES = {}
 
+# --8<-- [start:languages]
 LANGUAGE_CODE = "zh-hans"
+LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "locale"]  # locale/zh_Hans/LC_MESSAGES/django.po: the Chinese of each message
+# --8<-- [end:languages]
 TIME_ZONE = "Asia/Shanghai"
 USE_I18N = True
 USE_TZ = True
@@ -77,7 +86,7 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = int(env("DJANGO_SECURE_HSTS_SECONDS", 31536000))
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
-    if int(env("TRUSTED_PROXY_COUNT", 0)):  # only a proxy of ours may say the request came over https
+    if env("TRUSTED_PROXIES"):  # only behind a proxy of ours may a header say the request came over https
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     CSRF_COOKIE_SECURE = True
     X_FRAME_OPTIONS = "DENY"
@@ -115,16 +124,24 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["users.parsers.SafeJSONParser"],
     # Every error, ours or DRF's, as {"error": "..."}; Redis or broker down becomes a 503.
     "EXCEPTION_HANDLER": "users.exceptions.exception_handler",
-    # Per-IP limits on sending and on checking codes (counted in the "default" Redis cache's db).
+    # Per-client limits on sending and on checking codes (counted in the "default" Redis cache's db).
     "DEFAULT_THROTTLE_RATES": {
         "sms": env("SMS_THROTTLE_RATE", "10/hour"),
         "sms_verify": env("SMS_VERIFY_THROTTLE_RATE", "30/hour"),
     },
-    # How many proxies in front of Django may set X-Forwarded-For. 0: trust none, use the socket's
-    # address, so a client cannot pick a new identity per request with a forged header.
-    "NUM_PROXIES": int(env("TRUSTED_PROXY_COUNT", 0)),
 }
 # --8<-- [end:rest_framework]
+
+# --8<-- [start:proxies]
+# The reverse proxies in front of Django (addresses or networks, comma-separated: "127.0.0.1,10.0.0.0/8").
+# Only a request that comes from one of them is believed when its X-Forwarded-For names the client;
+# anyone else could write any address there, a new one per request. Empty: believe no one.
+TRUSTED_PROXIES = [ipaddress.ip_network(item, strict=False) for item in env_list("TRUSTED_PROXIES", "")]
+# --8<-- [end:proxies]
+# Pages of these other origins may call the API from a browser (users/permissions.py); none by default.
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_TRUSTED_ORIGINS", "")
+# The API's bodies are a few dozen bytes: a larger one is refused with 413 before it is read.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 16 * 1024
 
 # Ronglian Cloud (容联云通讯). The defaults talk to the workshop's local gateway;
 # real credentials and https://app.cloopen.com:8883 send a real SMS.
@@ -137,8 +154,25 @@ RONGLIAN_TIMEOUT = (float(env("RONGLIAN_CONNECT_TIMEOUT", 3)), float(env("RONGLI
 
 # The demo page's simulated phone reads this inbox; empty when a real provider sends.
 SMS_GATEWAY_INBOX_URL = env("SMS_GATEWAY_INBOX_URL", "http://127.0.0.1:8881/_inbox")
-# How many codes one number may receive per day (against SMS bombing).
+# --8<-- [start:limits]
+# Against SMS pumping: codes per number a day, per number prefix (all but the last 4 digits) and for
+# the whole site, in DRF's rate notation. Against guessing: wrong codes per number a day, across codes.
 SMS_DAILY_LIMIT = int(env("SMS_DAILY_LIMIT", 10))
+SMS_PREFIX_RATE = env("SMS_PREFIX_RATE", "20/hour")
+SMS_GLOBAL_RATE = env("SMS_GLOBAL_RATE", "60/minute")
+SMS_DAILY_WRONG_LIMIT = int(env("SMS_DAILY_WRONG_LIMIT", 20))
+# --8<-- [end:limits]
+
+# --8<-- [start:threads]
+# The web server's threads per process (gunicorn.conf.py reads the same variable). A request thread
+# publishes at most one message at a time and the health check one more, so with a broker pool this
+# large no request ever waits for a connection: kombu's pool waits without a timeout when it is empty.
+WEB_THREADS = int(env("WEB_THREADS", 8))
+CELERY_BROKER_POOL_LIMIT = WEB_THREADS + 2
+# /healthz reuses its answer this long (s), and waits at most this long for a check in progress.
+HEALTH_CHECK_CACHE = 2.0
+HEALTH_CHECK_WAIT = 1.0
+# --8<-- [end:threads]
 
 # --8<-- [start:celery]
 # Celery reads every setting below that starts with CELERY_ (mycelery/main.py).
@@ -152,8 +186,8 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # An unacknowledged message (its worker died) goes back to the queue after this long. It must exceed
-# the longest retry countdown (30 s) plus a call to the provider (13 s), and be well under the code's
-# five minutes, or the redelivered message arrives expired.
+# the longest retry countdown plus a call to the provider (retry_backoff_max and RONGLIAN_TIMEOUT), or a
+# message a live worker still holds is handed out again; and be well under the code's lifetime.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": int(env("CELERY_BROKER_VISIBILITY_TIMEOUT", 60)),
     "socket_connect_timeout": 0.5,

@@ -2,6 +2,8 @@
 
 import logging
 
+from django.core.exceptions import RequestDataTooBig
+from django.utils.translation import gettext_lazy as _
 from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import RedisError
 from rest_framework import exceptions, status
@@ -10,9 +12,20 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 logger = logging.getLogger(__name__)
 
-SERVICE_UNAVAILABLE = (
-    "短信服务暂时不可用,请稍后再试 / the SMS service is unavailable, please try again shortly"
-)
+SERVICE_UNAVAILABLE = _("The SMS service is unavailable: please try again shortly.")
+NOT_JSON = _("The request body is not valid JSON.")
+# What each status means to a person, for the errors that carry no message of their own.
+MESSAGES = {
+    400: _("Bad request."),
+    403: _("Forbidden."),
+    404: _("There is no such API address."),
+    405: _("This method is not allowed here."),
+    413: _("The request body is too large."),
+    415: _("Send JSON (Content-Type: application/json)."),
+    429: _("Too many requests from your address: please wait."),
+    500: _("Server error: it has been logged, please try again later."),
+    503: SERVICE_UNAVAILABLE,
+}
 
 
 def first_message(detail):
@@ -30,15 +43,15 @@ def exception_handler(exc, context):
     if isinstance(exc, RedisError | BrokerError | ConnectionError):
         logger.warning("Redis or the broker is unreachable: %s", type(exc).__name__)
         return Response({"error": SERVICE_UNAVAILABLE}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+    if isinstance(exc, RequestDataTooBig):  # more than DATA_UPLOAD_MAX_MEMORY_SIZE
+        return Response({"error": MESSAGES[413]}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     response = drf_exception_handler(exc, context)
     if response is None:
-        return None  # an unexpected bug: Django's handler500 answers (JSON, see renranapi/urls.py)
-    if isinstance(exc, exceptions.Throttled):
-        message = "请求过于频繁,请稍后再试 / too many requests from your address, please wait"
-    elif isinstance(exc, exceptions.ParseError):
-        message = "请求体不是有效的 JSON / the request body is not valid JSON"
-    elif isinstance(exc, exceptions.UnsupportedMediaType):
-        message = "请以 JSON 发送 (Content-Type: application/json) / send JSON"
+        return None  # an unexpected bug: Django's handler500 answers (JSON: users/middleware.py)
+    if isinstance(exc, exceptions.ParseError):
+        message = NOT_JSON
+    elif isinstance(exc, exceptions.Throttled | exceptions.UnsupportedMediaType):
+        message = MESSAGES[response.status_code]  # DRF's own text names neither the fix nor the limit
     else:
         message = first_message(response.data)
     response.data = {"error": message}

@@ -1,5 +1,7 @@
 import re
 
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from mycelery.sms import constants
@@ -9,10 +11,8 @@ from mycelery.sms import constants
 MOBILE_RE = re.compile(r"1[3-9]\d{9}", re.ASCII)
 CODE_RE = re.compile(rf"\d{{{constants.SMS_CODE_LENGTH}}}", re.ASCII)
 
-MOBILE_ERROR = (
-    "请输入11位中国大陆手机号,例如 13800138000 (不带 +86) / enter an 11-digit mainland China mobile number"
-)
-CODE_ERROR = "验证码是6位数字 / the code is 6 digits"
+MOBILE_ERROR = _("Enter an 11-digit mainland China mobile number, such as 13800138000 (without +86).")
+CODE_ERROR = format_lazy(_("The code is {digits} digits."), digits=constants.SMS_CODE_LENGTH)
 
 
 class PatternField(serializers.Field):
@@ -21,7 +21,7 @@ class PatternField(serializers.Field):
 
     def __init__(self, pattern, message, **kwargs):
         self.pattern, self.message = pattern, message
-        super().__init__(**kwargs)
+        super().__init__(error_messages={"null": message}, **kwargs)
 
     def to_internal_value(self, data):
         if not isinstance(data, str) or not self.pattern.fullmatch(data):

@@ -1,5 +1,7 @@
+import ipaddress
 import math
 
+from django.conf import settings
 from django_redis import get_redis_connection
 from rest_framework.throttling import AnonRateThrottle
 
@@ -12,12 +14,47 @@ return {n, redis.call('pttl', KEYS[1])}
 """
 
 
+# --8<-- [start:client_address]
+def client_address(request):
+    """Who sent the request, as one counter: the connecting address, or, only when that address is a
+    proxy of ours (TRUSTED_PROXIES), the address that proxy says it forwarded for. An IPv6 client counts
+    by its /64: one host is usually given a whole /64, 2**64 addresses to pick from."""
+    address = request.META.get("REMOTE_ADDR", "")
+    forwarded = [
+        hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()
+    ]
+    # Walk back from the nearest hop while it is one of ours: the first hop we do not run is the client.
+    while forwarded and is_trusted(address):
+        address = forwarded.pop()
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address  # not an address (a proxy of ours passed on garbage): still one counter
+    if ip.version == 6 and ip.ipv4_mapped:  # ::ffff:203.0.113.7 is the IPv4 client 203.0.113.7
+        ip = ip.ipv4_mapped
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+def is_trusted(address):
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in settings.TRUSTED_PROXIES)
+    # --8<-- [end:client_address]
+
+
 class AtomicAnonRateThrottle(AnonRateThrottle):
-    """DRF's per-IP throttle (same rates, same client address rules), counted atomically in Redis.
+    """DRF's per-client throttle (same rates), counted atomically in Redis, per client_address().
 
     DRF's own throttle reads its history from the cache and writes it back: fifty requests that arrive
     together all read the same history and all pass. Here each request is one INCR in Redis.
     """
+
+    def get_ident(self, request):
+        return client_address(request)
 
     def allow_request(self, request, view):
         if self.rate is None:
@@ -33,12 +70,12 @@ class AtomicAnonRateThrottle(AnonRateThrottle):
 
 
 class SMSCodeIPThrottle(AtomicAnonRateThrottle):
-    """Codes sent per client IP (REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["sms"])."""
+    """Codes sent per client address (REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["sms"])."""
 
     scope = "sms"
 
 
 class SMSVerifyIPThrottle(AtomicAnonRateThrottle):
-    """Codes checked per client IP: each code allows 5 guesses, this caps guessing across numbers."""
+    """Codes checked per client address: each code allows a few guesses, this caps guessing across numbers."""
 
     scope = "sms_verify"

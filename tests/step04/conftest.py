@@ -1,4 +1,5 @@
 import pytest
+from django.test import Client
 
 from tests.harness import configure_step
 
@@ -22,10 +23,24 @@ def sms_worker(start_worker):
 
 @pytest.fixture
 def send(client):
+    """POST users/sms/ {"mobile": ...}, as the page sends it."""
+
     def send(mobile=MOBILE, **extra):
-        return client.get(f"/users/sms/{mobile}/", **extra)
+        return client.post("/users/sms/", {"mobile": mobile}, content_type="application/json", **extra)
 
     return send
+
+
+@pytest.fixture
+def send_from():
+    """send(), from a client address of the test's choosing, with a Client of its own (thread-safe)."""
+
+    def send_from(address, mobile=MOBILE):
+        return Client(REMOTE_ADDR=address).post(
+            "/users/sms/", {"mobile": mobile}, content_type="application/json"
+        )
+
+    return send_from
 
 
 @pytest.fixture

@@ -1,12 +1,15 @@
-"""Step 4, delivery: typed gateway errors, retries with backoff, crashes, the idempotency marker."""
+"""Step 4, delivery: typed gateway errors, retries with backoff, crashes, and the send claim that keeps
+every request to at most one call to the provider."""
 
+import base64
 import json
 import re
 import time
 
 import pytest
 
-from workshop.gateway import PERMANENT_CODES, TRANSIENT_CODES
+from workshop.gateway import PERMANENT_CODES, TRANSIENT_CODES, GatewayServer
+from workshop.redis_server import free_port
 
 from .conftest import MOBILE
 
@@ -30,17 +33,24 @@ def wait_until_settled(broker, timeout=30):
     )
 
 
-def task_ids(worker):
-    return re.findall(rf"{re.escape(TASK)}\[([0-9a-f-]+)\] succeeded", worker.log)
+def the_ref(sms_redis):
+    """The one pending send's reference (the view stores sms_send_<ref>: the number)."""
+    [key] = sms_redis.keys("sms_send_*")
+    return key.removeprefix("sms_send_")
 
 
 def test_send_answers_at_once_and_the_worker_delivers_a_six_digit_code(send, gateway, sms_redis, sms_worker):
+    """200 at once; a real worker then hands the provider the 6-digit code that Redis holds."""
     sms_worker()
 
     response = send()
 
     assert response.status_code == 200
-    assert response.json() == {"message": "短信已经发送,请留意您的手机", "expires_in": 300, "retry_after": 60}
+    assert response.json() == {
+        "message": "短信已经发送，请留意您的手机",
+        "expires_in": 300,
+        "retry_after": 60,
+    }
     stored = sms_redis.get(f"sms_{MOBILE}")
     assert re.fullmatch(r"\d{6}", stored)
     [message] = gateway.wait_for_messages(MOBILE, count=1, timeout=30)
@@ -55,7 +65,23 @@ def test_the_sms_task_goes_to_the_sms_queue(send, broker):
     assert broker.llen("celery") == 0
 
 
+def test_the_message_carries_a_reference_not_the_number_or_the_code(send, broker, sms_redis):
+    """What the broker stores (and inspect, events and Flower show) is a random reference: the number and
+    the code stay in Redis, where the worker reads them when it sends."""
+    assert send().status_code == 200
+    code = sms_redis.get(f"sms_{MOBILE}")
+
+    [raw] = broker.lrange("sms", 0, -1)
+    message = json.loads(raw)
+    args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
+
+    assert args == [the_ref(sms_redis)] and kwargs == {}
+    everything = raw.decode() + base64.b64decode(message["body"]).decode()
+    assert code not in everything and MOBILE not in everything and MOBILE[-4:] not in everything
+
+
 def test_transient_failures_are_retried_and_the_sms_arrives_exactly_once(send, gateway, sms_worker):
+    """The provider says "busy" twice: retried with backoff, then delivered, once."""
     transient = sorted(TRANSIENT_CODES)[0]
     gateway.configure(fail_next=2, fail_mode=transient)
     worker = sms_worker()
@@ -69,35 +95,79 @@ def test_transient_failures_are_retried_and_the_sms_arrives_exactly_once(send, g
     assert len(gateway.inbox(to=MOBILE)) == 1
 
 
-@pytest.mark.parametrize(
-    ("fail_mode", "logged"),
-    [("disconnect", "cannot reach Ronglian"), ("http503", "Ronglian answered HTTP 503")],
-    ids=["network error", "HTTP 503"],
-)
-def test_a_network_error_or_a_5xx_is_transient_too(send, gateway, sms_worker, fail_mode, logged):
-    gateway.configure(fail_next=1, fail_mode=fail_mode)
+def test_a_5xx_is_transient_too(send, gateway, sms_worker):
+    """An HTTP 503 from the provider: retried, then delivered once."""
+    gateway.configure(fail_next=1, fail_mode="http503")
     worker = sms_worker()
 
     assert send().status_code == 200
 
     gateway.wait_for_messages(MOBILE, count=1, timeout=60)
     worker.wait_for("sent (")
-    assert logged in worker.log
+    assert "Ronglian answered HTTP 503" in worker.log
     assert worker.log.count(" retry: Retry in ") == 1
+
+
+def test_a_provider_that_cannot_be_reached_is_retried_until_it_can(send, sms_worker):
+    """Connection refused: the request never left, so retrying cannot send twice. The provider comes
+    back during the backoff and the SMS arrives once."""
+    port = free_port()
+    worker = sms_worker(env={"RONGLIAN_BASE_URL": f"http://127.0.0.1:{port}"})
+
+    assert send().status_code == 200
+    worker.wait_for(" retry: Retry in ")
+    assert "cannot reach Ronglian" in worker.log
+
+    with GatewayServer(port=port, latency=0) as provider:
+        worker.wait_for("sent (", timeout=60)
+        assert [m["to"] for m in provider.state.messages] == [MOBILE]
+
+
+@pytest.mark.parametrize(
+    ("fault", "env", "delivered"),
+    [
+        ({"fail_next": 1, "fail_mode": "answer_lost"}, {}, 1),
+        ({"latency": 2.0}, {"RONGLIAN_READ_TIMEOUT": "0.5"}, 1),
+        ({"fail_next": 1, "fail_mode": "disconnect"}, {}, 0),
+    ],
+    ids=["sent, answer lost", "slower than the read timeout", "connection dropped"],
+)
+def test_an_ambiguous_send_is_not_retried(
+    send, gateway, sms_redis, broker, sms_worker, fault, env, delivered
+):
+    """The request reached the provider and no answer came back: it may be on the phone already, so it
+    is never sent again (at most one SMS); the user may ask again after the interval."""
+    gateway.configure(**fault)
+    worker = sms_worker(env=env)
+
+    assert send().status_code == 200
+
+    worker.wait_for("may have been sent", timeout=30)
+    worker.wait_for("] succeeded in")
+    wait_until_settled(broker)
+    if delivered:  # the slow provider finishes what it was sent
+        gateway.wait_for_messages(MOBILE, count=1, timeout=10)
+    assert gateway.control()["received"] == 1, "one call to the provider, no retry"
+    assert len(gateway.inbox(to=MOBILE)) == delivered
+    assert " retry: " not in worker.log
+    assert sms_redis.get(f"sms_claim_{the_ref(sms_redis)}") == "unknown"
 
 
 def test_the_client_sorts_the_providers_answers(gateway):
     """The step's Ronglian client against the real gateway: which answers are worth trying again."""
     from django.conf import settings
 
-    from mycelery.sms.ronglian import PermanentSMSError, RonglianClient, TransientSMSError
+    from mycelery.sms.ronglian import AmbiguousSMSError, PermanentSMSError, RonglianClient, TransientSMSError
 
     def client(base_url=gateway.base_url, token=settings.RONGLIAN_ACC_TOKEN):
         return RonglianClient(
             settings.RONGLIAN_ACC_ID, token, settings.RONGLIAN_APP_ID, base_url, timeout=(1, 2)
         )
 
-    assert client().send_template_sms(MOBILE, ["123456", 5], 1)  # the smsMessageSid
+    def send():
+        return client().send_template_sms(MOBILE, ["123456", 5], 1)
+
+    assert send()  # the smsMessageSid
     with pytest.raises(PermanentSMSError, match="HTTP 404"):  # a wrong base URL: retrying cannot help
         client(base_url=f"{gateway.base_url}/wrong/prefix").send_template_sms(MOBILE, ["123456", 5], 1)
     with pytest.raises(PermanentSMSError) as refused:  # wrong credentials
@@ -105,19 +175,26 @@ def test_the_client_sorts_the_providers_answers(gateway):
     assert refused.value.code == "111109"
     gateway.configure(fail_next=1, fail_mode="http500")
     with pytest.raises(TransientSMSError, match="HTTP 500"):
-        client().send_template_sms(MOBILE, ["123456", 5], 1)
+        send()
+    with pytest.raises(TransientSMSError, match="cannot reach"):  # nothing listens: it never left
+        client(base_url=f"http://127.0.0.1:{free_port()}").send_template_sms(MOBILE, ["123456", 5], 1)
+    for mode in ("disconnect", "answer_lost"):
+        gateway.configure(fail_next=1, fail_mode=mode)
+        with pytest.raises(AmbiguousSMSError, match="no answer"):
+            send()
     gateway.configure(hold=True)  # the provider keeps the request longer than the 2 s read timeout
-    with pytest.raises(TransientSMSError, match="did not answer in time"):
-        client().send_template_sms(MOBILE, ["123456", 5], 1)
+    with pytest.raises(AmbiguousSMSError, match="ReadTimeout"):
+        send()
     gateway.release()  # let the abandoned request finish here, not in the next test
-    gateway.wait_for_messages(MOBILE, count=2, timeout=10)
-    with pytest.raises(TransientSMSError, match="cannot reach"):
-        client(base_url="http://127.0.0.1:9").send_template_sms(MOBILE, ["123456", 5], 1)
+    assert len(gateway.wait_for_messages(MOBILE, count=3, timeout=10)) == 3, (
+        "the first, the lost answer, the slow"
+    )
 
 
 def test_a_permanent_error_is_logged_once_without_the_code_and_not_retried(
     send, gateway, sms_redis, broker, sms_worker
 ):
+    """Wrong credentials, a bad number, a provider's cap: logged once (masked number, no code), not retried."""
     permanent = sorted(PERMANENT_CODES)[0]
     gateway.configure(fail_next=1, fail_mode=permanent)
     worker = sms_worker()
@@ -137,14 +214,10 @@ def test_a_permanent_error_is_logged_once_without_the_code_and_not_retried(
     assert gateway.inbox(to=MOBILE) == []
 
 
-def test_a_worker_killed_mid_send_is_redelivered_at_least_once_at_most_twice(
-    send, gateway, broker, sms_worker
-):
-    """acks_late + reject_on_worker_lost: the message outlives the worker that held it.
-
-    Here the provider had already accepted the SMS when the worker died, so nobody could know it
-    went out: it is delivered twice. That is the price of at-least-once; losing it is worse.
-    """
+def test_a_worker_killed_mid_send_does_not_send_twice(send, gateway, broker, sms_worker):
+    """acks_late: the message outlives the worker that held it and is delivered again. Here the provider
+    had accepted the SMS when the worker died; the new delivery finds the claim taken ("may have been
+    sent") and does not call the provider again: one SMS, not two."""
     worker = sms_worker()
     gateway.configure(hold=True)
     assert send().status_code == 200
@@ -162,58 +235,61 @@ def test_a_worker_killed_mid_send_is_redelivered_at_least_once_at_most_twice(
     while time.time() - delivered_at < 1.5:
         time.sleep(0.1)
     second = sms_worker(env={"CELERY_BROKER_VISIBILITY_TIMEOUT": "1"})
-    try:
-        gateway.wait_for_messages(MOBILE, count=2, timeout=30)
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}\nThe new worker's output:\n{second.log}") from None
-    second.wait_for("sent (")
+    second.wait_for("already sending; not calling the provider again", timeout=30)
     wait_until_settled(broker)  # acknowledged: no third delivery can come
 
-    messages = gateway.inbox(to=MOBILE)
-    assert len(messages) == 2, "at least once (not lost), and here exactly twice (never a third time)"
-    assert messages[0]["datas"] == messages[1]["datas"], "the same message, delivered again"
+    assert gateway.control()["received"] == 1
+    assert len(gateway.inbox(to=MOBILE)) == 1
 
 
 def test_a_message_already_sent_is_not_sent_again(send, gateway, sms_redis, broker, sms_worker):
-    """The idempotency marker: the same message delivered again after its SMS went out is skipped.
-
-    This is what a redelivery looks like to the worker: the same task id and arguments, once more.
-    """
+    """The claim: the same message delivered again after its SMS went out (a redelivery, a duplicate)
+    stops before the provider."""
     from mycelery.sms.tasks import send_sms
 
     worker = sms_worker()
     assert send().status_code == 200
     gateway.wait_for_messages(MOBILE, count=1, timeout=30)
     worker.wait_for("] succeeded in")
-    [task_id] = task_ids(worker)
-    code = sms_redis.get(f"sms_{MOBILE}")
 
-    send_sms.apply_async(kwargs={"mobile": MOBILE, "sms_code": code}, task_id=task_id)
+    send_sms.delay(the_ref(sms_redis))
 
-    worker.wait_for("already sent by an earlier delivery")
+    worker.wait_for("already sent; not calling the provider again")
     wait_until_settled(broker)
     assert gateway.control()["received"] == 1
     assert len(gateway.inbox(to=MOBILE)) == 1
 
 
+def test_two_deliveries_at_the_same_moment_call_the_provider_once(
+    send, gateway, sms_redis, broker, sms_worker
+):
+    """Two copies of one message running at once (two workers): only the one that took the claim calls
+    the provider, even though neither has finished."""
+    from mycelery.sms.tasks import send_sms
+
+    gateway.configure(hold=True)
+    assert send().status_code == 200
+    send_sms.delay(the_ref(sms_redis))  # a duplicate of the same request's message
+    first, second = sms_worker("-c", "1"), sms_worker("-c", "1")
+    gateway.wait_until_held(1, timeout=30)
+
+    deadline = time.monotonic() + 30
+    while not any("already sending" in worker.log for worker in (first, second)):
+        assert time.monotonic() < deadline, f"no delivery found the claim taken:\n{first.log}\n{second.log}"
+        time.sleep(0.05)
+    gateway.release()
+    wait_until_settled(broker)
+
+    assert gateway.control()["received"] == 1
+    assert len(gateway.inbox(to=MOBILE)) == 1
+
+
 def test_a_code_that_is_no_longer_current_is_not_sent(send, gateway, sms_redis, sms_worker):
-    """A message that waited (no worker, or a redelivery) must not deliver a replaced or expired code."""
+    """A message that waited (no worker, or a redelivery) must not deliver a used or expired code."""
     assert send().status_code == 200
     sms_redis.delete(f"sms_{MOBILE}")  # as if it had expired, or been used
 
     worker = sms_worker()
 
-    worker.wait_for("is no longer current; not sending it")
+    worker.wait_for("its code has expired or was used; not sending it")
     assert gateway.control()["received"] == 0
-
-
-def test_monitoring_sees_a_masked_number_and_no_code(send, broker, sms_redis):
-    """Flower and the worker's events show the task's kwargsrepr, not its arguments."""
-    assert send().status_code == 200
-    code = sms_redis.get(f"sms_{MOBILE}")
-
-    [raw] = broker.lrange("sms", 0, -1)
-    headers = json.loads(raw)["headers"]
-
-    assert "138****8000" in headers["kwargsrepr"]
-    assert code not in headers["kwargsrepr"] and MOBILE not in headers["kwargsrepr"]

@@ -1,11 +1,11 @@
 """Step 4, faults: Redis or the broker down gives a fast 503 and leaves nothing behind."""
 
-import threading
 import time
 
 import pytest
 import redis
-from django.test import Client
+
+from tests.harness import concurrently
 
 from .conftest import MOBILE
 
@@ -46,6 +46,7 @@ def timed(call):
 
 
 def test_redis_down_gives_503_json_fast_and_no_interval(send, services, stopped, sms_redis):
+    """Redis stopped: 503 JSON at once (short socket timeouts), and a code again once it is back."""
     stopped(services.redis)
 
     response, elapsed = timed(send)
@@ -62,7 +63,7 @@ def test_redis_down_gives_503_json_fast_and_no_interval(send, services, stopped,
 
 
 def test_a_redis_that_hangs_gives_503_json_fast_not_a_hang(send, services, sms_redis):
-    """A Redis that accepts connections but does not answer (overloaded, a network partition)."""
+    """A Redis that accepts connections but does not answer (overloaded, a network partition): a fast 503."""
     pauser = redis.Redis.from_url(services.redis_url)
     pauser.execute_command("CLIENT", "PAUSE", 3000, "ALL")
     try:
@@ -80,6 +81,7 @@ def test_a_redis_that_hangs_gives_503_json_fast_not_a_hang(send, services, sms_r
 def test_broker_down_gives_503_and_gives_back_the_interval_and_the_code(
     send, services, stopped, sms_redis, broker
 ):
+    """The broker refuses the message: 503, and the interval, the code and the caps' counts are given back."""
     stopped(services.broker)
 
     response, elapsed = timed(send)
@@ -89,13 +91,19 @@ def test_broker_down_gives_503_and_gives_back_the_interval_and_the_code(
     assert elapsed < NO_HANG
     assert sms_redis.get(f"interval_{MOBILE}") is None
     assert sms_redis.get(f"sms_{MOBILE}") is None
+    assert sms_redis.keys("sms_send_*") == []
+    assert {sms_redis.get(key) for key in sms_redis.keys("sms_*")} <= {"0"}, "the caps' counts given back"
 
     services.broker.start()
     assert send().status_code == 200, "once the broker is back, the same number gets a code"
     assert broker.llen("sms") == 1
 
 
-def test_health_reports_redis_broker_and_workers(client, services, stopped, start_worker, sms_worker):
+def test_health_reports_redis_broker_and_workers(
+    client, services, stopped, start_worker, sms_worker, settings
+):
+    """/healthz: 503 naming what is wrong (no worker on the sms queue, broker or Redis down), else 200."""
+    settings.HEALTH_CHECK_CACHE = 0  # a fresh answer each time here: the cache has its own test
     unhealthy = client.get("/healthz")
     assert unhealthy.status_code == 503
     assert "workers: no worker consumes the sms queue" in unhealthy.json()["problems"]
@@ -130,21 +138,12 @@ def test_health_reports_redis_broker_and_workers(client, services, stopped, star
     assert both.json()["redis"].startswith("unreachable")
 
 
-def test_fifty_concurrent_requests_for_one_number_send_exactly_one_sms(gateway, sms_worker):
+def test_fifty_concurrent_requests_for_one_number_send_exactly_one_sms(gateway, sms_worker, send_from):
+    """Fifty requests for one number at once: the atomic interval lets exactly one through, one SMS."""
     worker = sms_worker()
-    statuses = []
-    barrier = threading.Barrier(50)
 
-    def one(i):
-        barrier.wait()
-        # Distinct client addresses: this is about the interval lock, not the per-IP throttle.
-        statuses.append(Client().get(f"/users/sms/{MOBILE}/", REMOTE_ADDR=f"10.0.0.{i + 1}").status_code)
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(50)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    # Distinct client addresses: this is about the interval lock, not the per-IP throttle.
+    statuses = concurrently(50, lambda i: send_from(f"10.0.0.{i + 1}", MOBILE).status_code)
 
     assert sorted(statuses) == [200] + [429] * 49
     gateway.wait_for_messages(MOBILE, count=1, timeout=30)

@@ -1,51 +1,71 @@
-"""Step 4, verify: a code works once, survives 4 wrong attempts, dies at the 5th, and expires."""
+"""Step 4, verify: a code works once, allows 5 tries, expires, and the answer tells nothing to a prober."""
 
 import time
 
 from .conftest import MOBILE
 
+WRONG = "验证码错误或已失效"
 
-def code_for(send, sms_redis):
-    assert send().status_code == 200
-    return sms_redis.get(f"sms_{MOBILE}")
+
+def code_for(send, sms_redis, mobile=MOBILE):
+    assert send(mobile).status_code == 200
+    return sms_redis.get(f"sms_{mobile}")
+
+
+def wrong_for(code):
+    return f"{(int(code) + 1) % 1_000_000:06d}"
 
 
 def test_the_right_code_works_once(send, verify, sms_redis):
+    """The right code verifies once; the second time it is gone."""
     code = code_for(send, sms_redis)
 
     first = verify(code=code)
     second = verify(code=code)
 
     assert first.status_code == 200
-    assert first.json() == {"message": "验证成功 / verified"}
+    assert first.json() == {"message": "验证成功"}
     assert second.status_code == 400
-    assert "不存在或已过期" in second.json()["error"]
+    assert WRONG in second.json()["error"]
 
 
-def test_wrong_attempts_are_counted_and_the_fifth_destroys_the_code(send, verify, sms_redis):
+def test_a_wrong_code_and_no_code_get_the_same_answer(send, verify, sms_redis):
+    """No oracle: a number with a code waiting and a number with none answer alike (OWASP), so nobody can
+    probe which numbers have a code pending."""
     code = code_for(send, sms_redis)
-    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
 
-    answers = [verify(code=wrong) for _ in range(5)]
+    wrong = verify(code=wrong_for(code))
+    none = verify(mobile="13900139000", code=wrong_for(code))
+
+    assert wrong.status_code == none.status_code == 400
+    assert wrong.json() == none.json()
+    assert WRONG in wrong.json()["error"] and "5" in wrong.json()["error"], "the rule, not the state"
+
+
+def test_the_fifth_wrong_attempt_destroys_the_code(send, verify, sms_redis):
+    """Five tries per code, right or wrong: after five wrong ones, even the right code fails."""
+    code = code_for(send, sms_redis)
+
+    answers = [verify(code=wrong_for(code)) for _ in range(5)]
 
     assert [a.status_code for a in answers] == [400] * 5
-    assert "还可以再试4次" in answers[0].json()["error"]
-    assert "还可以再试1次" in answers[3].json()["error"]
-    assert "错误次数过多" in answers[4].json()["error"]
-    assert verify(code=code).status_code == 400, "the right code no longer works after 5 wrong attempts"
+    assert len({a.content for a in answers}) == 1, "every wrong try answers alike"
+    assert sms_redis.get(f"sms_{MOBILE}") is None
+    assert verify(code=code).status_code == 400
 
 
 def test_four_wrong_attempts_still_leave_the_right_code_usable(send, verify, sms_redis):
+    """A person who mistypes four times can still use the code."""
     code = code_for(send, sms_redis)
-    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
 
     for _ in range(4):
-        verify(code=wrong)
+        verify(code=wrong_for(code))
 
     assert verify(code=code).status_code == 200
 
 
 def test_the_code_expires_after_sms_expire_time(send, sms_redis):
+    """The code lives SMS_EXPIRE_TIME (300 s), the interval SMS_INTERVAL_TIME (60 s)."""
     from mycelery.sms import constants
 
     assert send().status_code == 200
@@ -55,6 +75,7 @@ def test_the_code_expires_after_sms_expire_time(send, sms_redis):
 
 
 def test_an_expired_code_fails(send, verify, sms_redis):
+    """Once Redis has dropped the code, the right digits no longer verify."""
     code = code_for(send, sms_redis)
     sms_redis.pexpire(f"sms_{MOBILE}", 20)  # as if SMS_EXPIRE_TIME had passed
     deadline = time.monotonic() + 5
@@ -64,13 +85,14 @@ def test_an_expired_code_fails(send, verify, sms_redis):
     response = verify(code=code)
 
     assert response.status_code == 400
-    assert "不存在或已过期" in response.json()["error"]
+    assert WRONG in response.json()["error"]
 
 
 def test_a_new_code_resets_the_attempts(send, verify, sms_redis):
-    code_for(send, sms_redis)
+    """Tries are counted per code: a new code starts with five again."""
+    code = code_for(send, sms_redis)
     for _ in range(3):
-        verify(code="999999" if sms_redis.get(f"sms_{MOBILE}") != "999999" else "888888")
+        verify(code=wrong_for(code))
 
     sms_redis.delete(f"interval_{MOBILE}")  # as if the interval had passed
     new_code = code_for(send, sms_redis)
@@ -88,4 +110,46 @@ def test_an_attempt_is_counted_before_the_code_is_compared(send, verify, sms_red
     response = verify(code=code)
 
     assert response.status_code == 400
-    assert "错误次数过多" in response.json()["error"]
+    assert WRONG in response.json()["error"]
+
+
+def test_wrong_codes_are_capped_per_number_per_day_across_codes(send, verify, sms_redis, settings):
+    """A new code gives five new tries, but SMS_DAILY_WRONG_LIMIT caps a number's wrong codes a day
+    (NIST SP 800-63B: a cap on failed attempts per account); then 429 until midnight, right code or not."""
+    settings.SMS_DAILY_WRONG_LIMIT = 7
+    first = code_for(send, sms_redis)
+    for _ in range(5):
+        verify(code=wrong_for(first))
+    sms_redis.delete(f"interval_{MOBILE}")
+    second = code_for(send, sms_redis)
+    assert [verify(code=wrong_for(second)).status_code for _ in range(2)] == [400, 400]
+
+    capped = verify(code=second)
+
+    assert capped.status_code == 429
+    assert "输错验证码的次数过多" in capped.json()["error"]
+    assert int(capped["Retry-After"]) > 0
+    assert sms_redis.get(f"sms_{MOBILE}") == second, "the code is kept: tomorrow it will have expired anyway"
+
+
+def test_probes_of_a_number_with_no_code_do_not_lock_its_owner_out(send, verify, sms_redis, settings):
+    """Guesses for a number with no code count nowhere: nobody can use up a stranger's daily tries
+    without first sending them codes (OWASP: a lockout must not be a denial of service)."""
+    settings.SMS_DAILY_WRONG_LIMIT = 3
+    for _ in range(10):
+        assert verify(code="123456").status_code == 400
+
+    code = code_for(send, sms_redis)
+
+    assert verify(code=code).status_code == 200
+
+
+def test_a_right_code_is_not_counted_as_a_wrong_one(send, verify, sms_redis, settings):
+    """The daily count is of wrong codes: verifying successfully takes its attempt back off."""
+    settings.SMS_DAILY_WRONG_LIMIT = 1
+    for _ in range(3):
+        code = code_for(send, sms_redis)
+        assert verify(code=code).status_code == 200
+        sms_redis.delete(f"interval_{MOBILE}")
+
+    assert sms_redis.get(f"sms_wrong_{MOBILE}") == "0"

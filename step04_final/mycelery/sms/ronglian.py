@@ -3,7 +3,7 @@
 Why not the SDK: it prints the auth token and the signature's plaintext to stdout, turns every
 failure into the same "network error" string, and opens a new connection per message. This client
 keeps one connection pool per process, puts a timeout on every call, logs no secret, and raises a
-typed error that tells the task whether trying again can help.
+typed error that tells the task whether trying again can help, and whether the SMS may be out already.
 """
 
 import base64
@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 import requests
 import requests.adapters
 from django.conf import settings
+from urllib3.exceptions import NewConnectionError
 
 SEND_PATH = "/2013-12-26/Accounts/{account_sid}/SMS/TemplateSMS"
 SUCCESS = "000000"
@@ -30,11 +31,26 @@ class SMSError(Exception):
 
 
 class TransientSMSError(SMSError):
-    """Worth retrying: network trouble, a timeout, a 5xx, or a busy provider."""
+    """Not sent, worth retrying: no connection, a 5xx or 429, a busy provider."""
 
 
 class PermanentSMSError(SMSError):
-    """Retrying cannot help: bad number, bad template, wrong credentials."""
+    """Not sent, and retrying cannot help: bad number, bad template, wrong credentials, a provider's cap."""
+
+
+class AmbiguousSMSError(SMSError):
+    """The request reached the provider but no answer came back: the SMS may have been sent.
+
+    Retrying could send it twice, so the task does not: the user may ask again after the interval.
+    """
+
+
+def never_left(exc):
+    """True when the request cannot have reached the provider: the connection was never made."""
+    if isinstance(exc, requests.ConnectTimeout | requests.exceptions.SSLError):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(exc, requests.ConnectionError) and isinstance(reason, NewConnectionError)
 
 
 class RonglianClient:
@@ -75,10 +91,11 @@ class RonglianClient:
         }
         try:
             response = self.session.post(url, json=body, headers=headers, timeout=self.timeout)
-        except requests.Timeout as exc:
-            raise TransientSMSError(f"Ronglian did not answer in time ({type(exc).__name__})") from None
         except requests.RequestException as exc:
-            raise TransientSMSError(f"cannot reach Ronglian ({type(exc).__name__})") from None
+            if never_left(exc):
+                raise TransientSMSError(f"cannot reach Ronglian ({type(exc).__name__})") from None
+            # A read timeout or a connection dropped mid-way: Ronglian may have accepted the SMS.
+            raise AmbiguousSMSError(f"no answer from Ronglian ({type(exc).__name__})") from None
 
         # The HTTP status first: a wrong base URL's HTML 404 is not worth retrying, a 5xx or 429 is.
         if response.status_code >= 500 or response.status_code == 429:
@@ -95,7 +112,7 @@ class RonglianClient:
             result = None
         if not isinstance(result, dict):
             # A 200 we cannot read: the SMS may have gone out, so trying again could send it twice.
-            raise PermanentSMSError("Ronglian answered HTTP 200 without a JSON object", "200")
+            raise AmbiguousSMSError("Ronglian answered HTTP 200 without a JSON object", "200")
 
         code = str(result.get("statusCode", ""))
         if code == SUCCESS:

@@ -1,0 +1,61 @@
+"""GET /healthz: Redis, the broker, and a worker consuming the sms queue.
+
+A load balancer may poll this many times a second from many threads, so a check must never hold up
+the requests that send codes: it uses a broker connection of its own (not one from the pool that
+.delay() publishes with), every wait in it is bounded, and its answer is reused for a moment, so a
+flood of checks costs one round trip to the broker.
+"""
+
+import threading
+import time
+
+from django.conf import settings
+from django_redis import get_redis_connection
+from kombu.exceptions import KombuError
+from redis.exceptions import RedisError
+
+# --8<-- [start:cache]
+_lock = threading.Lock()
+_last = {"at": -float("inf"), "body": None}
+
+
+def check():
+    """The last answer if it is fresh enough, else a new one; one thread asks at a time."""
+    if _lock.acquire(timeout=settings.HEALTH_CHECK_WAIT):
+        try:
+            if time.monotonic() - _last["at"] >= settings.HEALTH_CHECK_CACHE:
+                _last["body"], _last["at"] = ask(), time.monotonic()
+        finally:
+            _lock.release()
+    # Another thread is still asking (a broker that hangs): answer with what is known, without waiting.
+    return _last["body"] or {"status": "unknown", "problems": ["health check still running"]}
+    # --8<-- [end:cache]
+
+
+# --8<-- [start:ask]
+def ask():
+    from mycelery.main import app
+
+    body = {"redis": "ok", "broker": "ok", "workers": []}
+    try:
+        get_redis_connection("sms_code").ping()
+    except (RedisError, ConnectionError) as exc:
+        body["redis"] = f"unreachable ({type(exc).__name__})"
+    # A connection of our own, closed at the end: nothing here waits for a pooled one.
+    with app.connection_for_write() as conn:
+        try:
+            # Two quick tries, no waiting between them (kombu's default waits), then a PING.
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=0.5)
+            conn.default_channel.client.ping()
+            # Workers that consume the sms queue: one started without "-Q sms" would never send a code.
+            replies = app.control.inspect(timeout=0.5, connection=conn).active_queues() or {}
+            body["workers"] = sorted(
+                name for name, queues in replies.items() if any(q["name"] == "sms" for q in queues)
+            )
+        except (KombuError, RedisError, OSError) as exc:  # OSError: ConnectionError, timeouts
+            body["broker"] = f"unreachable ({type(exc).__name__})"
+    problems = [name for name in ("redis", "broker") if body[name] != "ok"]
+    if not body["workers"]:
+        problems.append("workers: no worker consumes the sms queue")
+    return {"status": "unhealthy" if problems else "ok", "problems": problems, **body}
+    # --8<-- [end:ask]
