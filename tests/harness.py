@@ -9,18 +9,15 @@ would set them.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from workshop.gateway import GatewayClient
-from workshop.redis_server import RedisServer, free_port, ping
+from workshop.processes import Process, free_port
+from workshop.redis_server import RedisServer, ping
 
 ROOT = Path(__file__).resolve().parent.parent
 # Short but real: the view still waits for it in step 1, and the tests stay quick.
@@ -28,39 +25,40 @@ TEST_GATEWAY_LATENCY = 0.3
 
 
 class Services:
-    """Redis and the SMS gateway for one pytest process."""
+    """Redis and the SMS gateway for one pytest process.
 
-    def __init__(self, separate_broker: bool = False):
+    ``separate_broker``: the broker gets a Redis server of its own, so a test can stop it while the
+    cache stays up. ``appendonly``: both keep their data across a SIGKILL (RedisServer.kill), and
+    REDIS_URL is not used, because such tests kill their Redis.
+    """
+
+    def __init__(self, separate_broker: bool = False, appendonly: bool = False):
         self.separate_broker = separate_broker
+        self.appendonly = appendonly
         self.redis: RedisServer | None = None
         self.broker: RedisServer | None = None
-        self.gateway_process: subprocess.Popen | None = None
+        self.gateway_process: Process | None = None
         self.redis_url = ""
         self.broker_redis_url = ""
         self.gateway_url = ""
 
     def start(self) -> Services:
-        external = os.environ.get("REDIS_URL")
+        external = None if self.appendonly else os.environ.get("REDIS_URL")
         if external:
             if not ping(external):
                 raise pytest.UsageError(f"REDIS_URL={external} does not answer PING.")
             self.redis_url = external.rstrip("/")
         else:
-            self.redis = RedisServer().start()
+            self.redis = RedisServer(appendonly=self.appendonly).start()
             self.redis_url = self.redis.url
         self.broker_redis_url = self.redis_url
         if self.separate_broker:
-            # Its own server, so a test can stop the broker while the cache stays up.
-            self.broker = RedisServer().start()
+            self.broker = RedisServer(appendonly=self.appendonly).start()
             self.broker_redis_url = self.broker.url
         port = free_port()
         self.gateway_url = f"http://127.0.0.1:{port}"
-        self.gateway_process = subprocess.Popen(
-            [sys.executable, "-m", "workshop.gateway", "--port", str(port),
-             "--latency", str(TEST_GATEWAY_LATENCY)],
-            cwd=ROOT, stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        GatewayClient(self.gateway_url).wait_ready(timeout=15)
+        gateway = [sys.executable, "-m", "workshop.gateway", "--port", str(port), "--latency", str(TEST_GATEWAY_LATENCY)]
+        self.gateway_process = Process(gateway, cwd=ROOT).start(port=port, timeout=15)
         return self
 
     def environ(self) -> dict[str, str]:
@@ -74,13 +72,8 @@ class Services:
         }
 
     def stop(self) -> None:
-        if self.gateway_process and self.gateway_process.poll() is None:
-            self.gateway_process.terminate()
-            try:
-                self.gateway_process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.gateway_process.kill()
-                self.gateway_process.wait()
+        if self.gateway_process:
+            self.gateway_process.stop(timeout=5)
         for server in (self.redis, self.broker):
             if server:
                 server.stop()
@@ -97,10 +90,12 @@ def step_dir(default: str) -> Path:
     return path
 
 
-def configure_step(config: pytest.Config, default_dir: str, separate_broker: bool = False) -> Path:
+def configure_step(
+    config: pytest.Config, default_dir: str, separate_broker: bool = False, appendonly: bool = False
+) -> Path:
     """Start the services, export their URLs and load the step's Django project."""
     path = step_dir(default_dir)
-    services = Services(separate_broker).start()
+    services = Services(separate_broker, appendonly).start()
     config.stash[SERVICES] = services
     os.environ.update(services.environ())
     os.environ["DJANGO_SETTINGS_MODULE"] = "renranapi.settings"
@@ -150,71 +145,23 @@ def left_running(processes, timeout: float = 10.0) -> list:
     return running
 
 
-class Worker:
+class Worker(Process):
     """A real ``celery worker`` process started in the step folder, as a student starts it."""
 
     def __init__(self, cwd: Path, app: str, *extra: str, env: dict[str, str] | None = None):
-        self.cwd = cwd
-        self.args = [sys.executable, "-m", "celery", "-A", app, "worker", "--loglevel=info",
-                     "--without-gossip", "--without-mingle", "--without-heartbeat",
-                     "-n", f"test-{os.getpid()}-{time.monotonic_ns()}@%h", *extra]  # fmt: skip
-        # Its own temp dir: a worker killed with SIGKILL cannot clean up after itself; stop() does.
-        self.tmpdir = tempfile.mkdtemp(prefix="workshop-worker-")
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "TMPDIR": self.tmpdir, **(env or {})}
-        self.process: subprocess.Popen | None = None
-        self.lines: list[str] = []
-        self._reader: threading.Thread | None = None
+        args = [sys.executable, "-m", "celery", "-A", app, "worker", "--loglevel=info",
+                "--without-gossip", "--without-mingle", "--without-heartbeat",
+                "-n", f"test-{os.getpid()}-{time.monotonic_ns()}@%h", *extra]  # fmt: skip
+        super().__init__(args, cwd=cwd, env=env)
 
     @property
     def log(self) -> str:
-        return "".join(self.lines)
+        return self.output
 
     def start(self, timeout: float = 60.0) -> Worker:
-        self.process = subprocess.Popen(
-            self.args, cwd=self.cwd, env=self.env, text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        self.wait_for(" ready.", timeout=timeout)
+        super().start(ready=" ready.", timeout=timeout)
         return self
 
-    def _read(self) -> None:
-        assert self.process and self.process.stdout
-        for line in self.process.stdout:
-            self.lines.append(line)
-
-    def wait_for(self, text: str, timeout: float = 30.0) -> str:
-        """Wait until the worker's output contains ``text``; fail with the output if it does not."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if text in self.log:
-                return self.log
-            if self.process and self.process.poll() is not None and self._reader:
-                self._reader.join(timeout=2)
-                if text in self.log:
-                    return self.log
-                raise AssertionError(
-                    f"The worker exited (code {self.process.returncode}) before printing "
-                    f"{text!r}. Its output:\n{self.log}"
-                )
-            time.sleep(0.05)
-        raise AssertionError(f"The worker did not print {text!r} within {timeout} s. Its output:\n{self.log}")
-
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()  # warm shutdown: finish the current task, then exit
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, 9)
-                self.process.wait()
-        if self._reader:
-            self._reader.join(timeout=5)
-        shutil.rmtree(self.tmpdir, ignore_errors=True)
-
-    def kill(self) -> None:
-        """SIGKILL the whole worker (main process and pool children), as a crash would."""
-        assert self.process
-        os.killpg(self.process.pid, 9)
-        self.process.wait()
+        """Warm shutdown: SIGTERM to the main process, which lets the task in flight finish."""
+        super().stop(group=False)

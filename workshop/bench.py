@@ -47,7 +47,8 @@ import redis
 from workshop import bench_report as report
 from workshop.bench_producer import mobile
 from workshop.gateway import GatewayClient
-from workshop.redis_server import RedisServer, find_redis_server, free_port
+from workshop.processes import free_port
+from workshop.redis_server import RedisServer, find_redis_server
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "benchmarks"

@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 from workshop.gateway import GatewayClient
-from workshop.redis_server import RedisServer, free_port
+from workshop.processes import free_port
+from workshop.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM_ARGS = [

@@ -24,7 +24,8 @@ from pathlib import Path
 from honcho.environ import parse_procfile
 from honcho.manager import Manager
 
-from workshop.redis_server import ping, port_in_use
+from workshop.processes import port_in_use
+from workshop.redis_server import ping
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -117,7 +117,8 @@ class GatewayState:
         self.released = threading.Condition(self.lock)
         self.generation = 0
         self.messages: list[dict] = []
-        self.counters = {"held": 0, "received": 0, "delivered": 0, "failed": 0, "rejected": 0}
+        # in_flight: received and not yet answered (held, or waiting out the latency).
+        self.counters = {"held": 0, "in_flight": 0, "received": 0, "delivered": 0, "failed": 0, "rejected": 0}
 
     def snapshot(self) -> dict:
         with self.lock:
@@ -156,7 +157,7 @@ class GatewayState:
         with self.lock:
             self.messages.clear()
             for key in self.counters:
-                if key != "held":
+                if key not in ("held", "in_flight"):
                     self.counters[key] = 0
 
     def count(self, key: str, delta: int = 1) -> None:
@@ -345,6 +346,13 @@ class Handler(BaseHTTPRequestHandler):
             self.state.count("rejected")
             return self._send(200, {"statusCode": exc.code, "statusMsg": ERRORS[exc.code]})
         self.state.count("received")
+        self.state.count("in_flight")
+        try:
+            self._handle(body, received_at)
+        finally:
+            self.state.count("in_flight", -1)
+
+    def _handle(self, body: dict, received_at: float) -> None:
         self.state.wait_if_held()
         if self.state.latency > 0:
             time.sleep(self.state.latency)

@@ -171,7 +171,7 @@ WEB_THREADS = int(env("WEB_THREADS", 8))
 CELERY_BROKER_POOL_LIMIT = WEB_THREADS + 2
 # /healthz reuses its answer this long (s), and waits at most this long for a check in progress.
 HEALTH_CHECK_CACHE = 2.0
-HEALTH_CHECK_WAIT = 1.0
+HEALTH_CHECK_WAIT = 1.5
 # --8<-- [end:threads]
 
 # --8<-- [start:celery]

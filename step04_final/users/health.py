@@ -20,15 +20,21 @@ _last = {"at": -float("inf"), "body": None}
 
 
 def check():
-    """The last answer if it is fresh enough, else a new one; one thread asks at a time."""
-    if _lock.acquire(timeout=settings.HEALTH_CHECK_WAIT):
+    """The last answer while it is fresh. Else one thread asks again, and the others answer with the
+    last answer meanwhile (before there is one, they wait for it, but not for ever)."""
+    if time.monotonic() - _last["at"] < settings.HEALTH_CHECK_CACHE:
+        return _last["body"]
+    if _last["body"] is None:
+        asking = _lock.acquire(timeout=settings.HEALTH_CHECK_WAIT)
+    else:
+        asking = _lock.acquire(blocking=False)
+    if asking:
         try:
-            if time.monotonic() - _last["at"] >= settings.HEALTH_CHECK_CACHE:
+            if time.monotonic() - _last["at"] >= settings.HEALTH_CHECK_CACHE:  # nobody asked meanwhile
                 _last["body"], _last["at"] = ask(), time.monotonic()
         finally:
             _lock.release()
-    # Another thread is still asking (a broker that hangs): answer with what is known, without waiting.
-    return _last["body"] or {"status": "unknown", "problems": ["health check still running"]}
+    return _last["body"] or {"status": "unknown", "problems": ["the first health check is still running"]}
     # --8<-- [end:cache]
 
 

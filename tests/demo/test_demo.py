@@ -13,7 +13,7 @@ import requests
 
 from tests.harness import left_running
 from workshop.gateway import GatewayClient
-from workshop.redis_server import free_port
+from workshop.processes import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -23,7 +23,7 @@ from tests.docs.pages import (
     shell_commands,
     snippets,
 )
-from workshop.redis_server import free_port
+from workshop.processes import free_port
 
 PAGES = [
     "index",

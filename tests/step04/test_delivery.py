@@ -9,7 +9,7 @@ import time
 import pytest
 
 from workshop.gateway import PERMANENT_CODES, TRANSIENT_CODES, GatewayServer
-from workshop.redis_server import free_port
+from workshop.processes import free_port
 
 from .conftest import MOBILE
 

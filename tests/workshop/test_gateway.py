@@ -24,7 +24,7 @@ from workshop.gateway import (
     send_template_sms,
     signature,
 )
-from workshop.redis_server import free_port
+from workshop.processes import free_port
 
 MOBILE = "13800138000"
 

@@ -1,0 +1,143 @@
+"""One way to run a real process for the tests, the browser and the bench: in a process group of its
+own, its output collected, waited for by a line it prints or a port it opens, and stopped with
+SIGTERM (then SIGKILL) whatever happens.
+
+    with Process(["python", "-m", "workshop.gateway", "--port", "8990"]).start(port=8990) as gateway:
+        ...
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+
+class Process:
+    def __init__(self, args: list[str], cwd: Path | str | None = None, env: dict[str, str] | None = None):
+        self.args = [str(arg) for arg in args]
+        self.cwd = cwd
+        # Its own temp dir: a process killed with SIGKILL cannot clean up after itself; stop() does.
+        self.tmpdir = tempfile.mkdtemp(prefix="workshop-process-")
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "TMPDIR": self.tmpdir, **(env or {})}
+        self.popen: subprocess.Popen | None = None
+        self.lines: list[str] = []
+        self._reader: threading.Thread | None = None
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    @property
+    def pid(self) -> int:
+        assert self.popen, "not started"
+        return self.popen.pid
+
+    def running(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def start(self, ready: str | None = None, port: int | None = None, timeout: float = 60.0) -> Process:
+        """Start it; then wait until its output contains ``ready`` or something listens on ``port``."""
+        self.popen = subprocess.Popen(
+            self.args,
+            cwd=self.cwd,
+            env=self.env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        if ready is not None:
+            self.wait_for(ready, timeout=timeout)
+        if port is not None:
+            self._wait(lambda: port_in_use(port), f"port {port} to open", timeout)
+        return self
+
+    def _read(self) -> None:
+        assert self.popen and self.popen.stdout
+        for line in self.popen.stdout:
+            self.lines.append(line)
+
+    def wait_for(self, text: str, timeout: float = 30.0) -> str:
+        """Wait until the output contains ``text``; fail with the output if it does not."""
+        self._wait(lambda: text in self.output, repr(text), timeout)
+        return self.output
+
+    def _wait(self, done, what: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not done():
+            if not self.running():
+                if self._reader:
+                    self._reader.join(timeout=2)
+                if done():
+                    return
+                code = self.popen.returncode if self.popen else None
+                raise AssertionError(
+                    f"{self.args[:4]} exited (code {code}) before {what}. Its output:\n{self.output}"
+                )
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"{self.args[:4]}: no {what} within {timeout} s. Its output:\n{self.output}"
+                )
+            time.sleep(0.05)
+
+    def signal(self, signum: int, group: bool = True) -> None:
+        """Send ``signum`` to the whole group (the default) or to the main process only."""
+        if not self.running():
+            return
+        try:
+            if group:
+                os.killpg(self.pid, signum)
+            else:
+                os.kill(self.pid, signum)
+        except ProcessLookupError:
+            pass  # it has just exited
+
+    def stop(self, timeout: float = 15.0, group: bool = True) -> None:
+        """SIGTERM (to the main process only with ``group=False``: a Celery worker's warm shutdown),
+        then SIGKILL to the group if it is still running after ``timeout``."""
+        if self.running():
+            self.signal(signal.SIGTERM, group=group)
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._finish()
+
+    def kill(self) -> None:
+        """SIGKILL the whole group, as a crash would."""
+        if self.running():
+            self.signal(signal.SIGKILL)
+            self.popen.wait()
+
+    def _finish(self) -> None:
+        if self._reader:
+            self._reader.join(timeout=5)
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+    def __enter__(self) -> Process:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """Something accepts connections on ``port``."""
+    with socket.socket() as s:
+        s.settimeout(0.3)
+        return s.connect_ex((host, port)) == 0
