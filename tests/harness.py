@@ -57,7 +57,15 @@ class Services:
             self.broker_redis_url = self.broker.url
         port = free_port()
         self.gateway_url = f"http://127.0.0.1:{port}"
-        gateway = [sys.executable, "-m", "workshop.gateway", "--port", str(port), "--latency", str(TEST_GATEWAY_LATENCY)]
+        gateway = [
+            sys.executable,
+            "-m",
+            "workshop.gateway",
+            "--port",
+            str(port),
+            "--latency",
+            str(TEST_GATEWAY_LATENCY),
+        ]
         self.gateway_process = Process(gateway, cwd=ROOT).start(port=port, timeout=15)
         return self
 
@@ -110,6 +118,14 @@ def configure_step(
 
 SERVICES = pytest.StashKey[Services]()
 STEP_PATH = pytest.StashKey[Path]()
+
+
+def missing(what: str, hint: str):
+    """A test needs something this machine lacks: in CI (CI=true) that fails, elsewhere it skips, and
+    both say how to get it."""
+    if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+        pytest.fail(f"{what} is missing in CI. {hint}", pytrace=False)
+    pytest.skip(f"{what} is missing: {hint}")
 
 
 def concurrently(count: int, one) -> list:
