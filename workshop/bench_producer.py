@@ -5,7 +5,6 @@ JSON command a line on stdin; it answers one JSON line each on stdout and exits 
 process serves a whole phase, so Django and Celery load once, not once a measurement.
 
     {"op": "delay", "first": 0, "count": 2000, "warmup": 100}   time each send_sms.delay(...) alone
-    {"op": "delay", ..., "form": "view"}                        ... or the call as step 4's view makes it
     {"op": "enqueue", "first": 0, "count": 100, "rate": 50}    send_sms.delay at a fixed pace (0: at once)
     {"op": "noop", "count": 5000}                              workshop.bench_noop's noop.delay(), flat out
 """
@@ -13,6 +12,7 @@ process serves a whole phase, so Django and Celery load once, not once a measure
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import sys
@@ -27,32 +27,30 @@ def mobile(n: int) -> str:
 CODE = "123456"
 
 
-def code_store():
-    """What the view does before ``.delay()``: keep the code in Redis, where step 4's task checks that
-    it is still the current one before sending it."""
+def view_calls(task):
+    """What the step's view does for one number, untimed, then the ``.delay()`` call it makes, timed.
+
+    Step 4's task takes a reference to the number and the code, which the view keeps in Redis; the
+    earlier steps' task takes the number and the code themselves.
+    """
     from django_redis import get_redis_connection
 
     from mycelery.sms import constants
 
     redis = get_redis_connection("sms_code")
-    return lambda number: redis.setex(f"sms_{number}", constants.SMS_EXPIRE_TIME, CODE)
+    takes_ref = "ref" in inspect.signature(task.run).parameters
+
+    def remember(number):
+        redis.setex(f"sms_{number}", constants.SMS_EXPIRE_TIME, CODE)
+        if takes_ref:
+            redis.setex(f"sms_send_ref{number}", constants.SMS_EXPIRE_TIME, number)
+
+    if takes_ref:
+        return remember, lambda number: task.delay(f"ref{number}")
+    return remember, lambda number: task.delay(mobile=number, sms_code=CODE)
 
 
-def view_call(task):
-    """The call as step 4's view makes it (users/views.py): apply_async, with a masked kwargsrepr."""
-    from mycelery.sms.ronglian import mask_mobile
-
-    return lambda number: task.apply_async(
-        kwargs={"mobile": number, "sms_code": CODE},
-        kwargsrepr=repr({"mobile": mask_mobile(number), "sms_code": "******"}),
-    )
-
-
-def delay_cost(task, remember, first: int, count: int, warmup: int, form: str = "delay") -> dict:
-    if form == "view":
-        call = view_call(task)
-    else:
-        call = lambda number: task.delay(mobile=number, sms_code=CODE)  # noqa: E731
+def delay_cost(task, remember, call, first: int, count: int, warmup: int) -> dict:
     for i in range(warmup):
         remember(mobile(first + i))
         call(mobile(first + i))
@@ -67,7 +65,7 @@ def delay_cost(task, remember, first: int, count: int, warmup: int, form: str = 
     return {"durations": durations}
 
 
-def enqueue(task, remember, first: int, count: int, rate: float) -> dict:
+def enqueue(remember, call, first: int, count: int, rate: float) -> dict:
     sent = []
     started = time.monotonic()
     for i in range(count):
@@ -79,7 +77,7 @@ def enqueue(task, remember, first: int, count: int, rate: float) -> dict:
         number = mobile(first + i)
         sent.append([number, time.time()])
         remember(number)
-        task.delay(mobile=number, sms_code=CODE)
+        call(number)
     return {"enqueued": sent, "elapsed": time.monotonic() - started}
 
 
@@ -103,11 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.app == "sms":
         from mycelery.sms.tasks import send_sms as task
 
-        remember = code_store()
+        remember, call = view_calls(task)
     else:
         from workshop.bench_noop import noop as task
 
-        remember = None
+        remember = call = None
 
     for line in sys.stdin:
         command = json.loads(line)
@@ -115,10 +113,11 @@ def main(argv: list[str] | None = None) -> int:
         if op == "ping":
             answer = {"ok": True}
         elif op == "delay":
-            answer = delay_cost(task, remember, command["first"], command["count"], command.get("warmup", 0),
-                                command.get("form", "delay"))  # fmt: skip
+            answer = delay_cost(
+                task, remember, call, command["first"], command["count"], command.get("warmup", 0)
+            )
         elif op == "enqueue":
-            answer = enqueue(task, remember, command["first"], command["count"], command.get("rate", 0))
+            answer = enqueue(remember, call, command["first"], command["count"], command.get("rate", 0))
         elif op == "noop":
             answer = noop_flat_out(task, command["count"])
         else:

@@ -157,17 +157,27 @@ def test_transient_and_permanent_codes_are_disjoint_and_named():
     assert TRANSIENT_CODES and PERMANENT_CODES
     assert not TRANSIENT_CODES & PERMANENT_CODES
     assert "160042" in PERMANENT_CODES and "111109" in PERMANENT_CODES
+    assert {"160038", "160039", "160040"} <= PERMANENT_CODES, "Ronglian's own caps: retrying makes it worse"
 
 
 def test_http_failures_and_disconnects(gateway, client):
+    """http500/http503 answer with that status; "disconnect" drops the connection and sends nothing;
+    "answer_lost" sends the SMS, then drops the connection before the answer."""
     client.configure(fail_next=1, fail_mode="http500")
     assert raw_post(gateway.url, body=good_body().encode()).status_code == 500
 
     client.configure(fail_next=1, fail_mode="disconnect")
     with pytest.raises(requests.ConnectionError):
         raw_post(gateway.url, body=good_body().encode())
+    assert client.inbox() == []
+
+    client.configure(fail_next=1, fail_mode="answer_lost")
+    with pytest.raises(requests.ConnectionError):
+        raw_post(gateway.url, body=good_body().encode())
+    assert len(client.inbox(to=MOBILE)) == 1
 
     assert raw_post(gateway.url, body=good_body().encode()).json()["statusCode"] == "000000"
+    assert client.control()["in_flight"] == 0
 
 
 def test_a_failure_rate_of_one_fails_everything(gateway, client):
@@ -213,6 +223,7 @@ def test_hold_keeps_requests_until_release(gateway, client):
 
     client.wait_until_held(1)
     assert client.inbox() == [] and not done
+    assert client.control()["in_flight"] == 1
     client.release()
     thread.join(timeout=10)
 
@@ -229,17 +240,32 @@ def test_control_rejects_unknown_settings_and_wrong_types(gateway):
     )
 
 
-def test_inbox_is_readable_from_the_demo_page_and_resettable(gateway, client):
-    send_template_sms(gateway.url, MOBILE, ["1", "5"])
+def test_only_the_demo_page_reads_the_inbox_and_no_page_changes_anything():
+    """The demo page's origin may read the inbox (CORS); another site's page may not, and no page may
+    reset the inbox or change the settings, even blindly (a browser sends Origin with every POST)."""
+    page, evil = "http://127.0.0.1:8000", "http://evil.example"
+    with GatewayServer(latency=0, allow_origins=[page]) as gateway:
+        client = GatewayClient(gateway.url)
+        send_template_sms(gateway.url, MOBILE, ["1", "5"])
 
-    response = requests.get(f"{gateway.url}/_inbox", params={"to": MOBILE}, timeout=5)
-    preflight = requests.options(f"{gateway.url}/_inbox", timeout=5)
-    client.reset()
+        read = requests.get(
+            f"{gateway.url}/_inbox", params={"to": MOBILE}, headers={"Origin": page}, timeout=5
+        )
+        stolen = requests.get(f"{gateway.url}/_inbox", headers={"Origin": evil}, timeout=5)
+        changes = [
+            requests.post(
+                f"{gateway.url}/_control", json={"fail_rate": 1}, headers={"Origin": page}, timeout=5
+            ),
+            requests.post(f"{gateway.url}/_inbox/reset", headers={"Origin": evil}, timeout=5),
+            requests.delete(f"{gateway.url}/_inbox", headers={"Origin": evil}, timeout=5),
+        ]
 
-    assert response.headers["Access-Control-Allow-Origin"] == "*"
-    assert preflight.status_code == 204
-    assert client.inbox() == []
-    assert client.control()["delivered"] == 0
+        assert read.headers["Access-Control-Allow-Origin"] == page and len(read.json()["messages"]) == 1
+        assert stolen.status_code == 403 and "Access-Control-Allow-Origin" not in stolen.headers
+        assert [c.status_code for c in changes] == [403, 403, 403]
+        assert client.control()["fail_rate"] == 0 and len(client.inbox()) == 1
+        client.reset()  # no Origin: the tests and curl
+        assert client.inbox() == [] and client.control()["delivered"] == 0
 
 
 def test_unknown_paths_are_json_404(gateway):
