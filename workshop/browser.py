@@ -8,15 +8,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 from workshop.gateway import GatewayClient
-from workshop.processes import free_port
+from workshop.processes import Process, free_port
 from workshop.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,56 +46,52 @@ class StepServer:
         self.folder = next(ROOT.glob(f"step{step:02d}_*"))
         self.latency = latency
         self.redis: RedisServer | None = None
-        self.processes: list[subprocess.Popen] = []
-        self.logdir = Path(tempfile.mkdtemp(prefix=f"workshop-page{step}-"))
+        self.processes: list[Process] = []
         self.port = free_port()
-        self.gateway_url = f"http://127.0.0.1:{free_port()}"
+        self.gateway_port = free_port()
+        self.gateway_url = f"http://127.0.0.1:{self.gateway_port}"
         self.gateway = GatewayClient(self.gateway_url)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/"
 
-    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:
-        log = open(self.logdir / f"{name}.log", "w")  # noqa: SIM115 - closed with the process
-        process = subprocess.Popen(args, cwd=self.folder, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)  # fmt: skip
+    def _start(self, args: list[str], env: dict[str, str], **wait) -> Process:
+        process = Process(args, cwd=self.folder, env=env)
         self.processes.append(process)
-        return process
+        return process.start(timeout=60, **wait)
 
     def start(self) -> StepServer:
         self.redis = RedisServer().start()
         env = {
-            **os.environ,
-            "PYTHONUNBUFFERED": "1",
             "REDIS_URL": self.redis.url,
             "CELERY_BROKER_URL": f"{self.redis.url}/15",
             "CELERY_RESULT_BACKEND": f"{self.redis.url}/14",
             "RONGLIAN_BASE_URL": self.gateway_url,
             "SMS_GATEWAY_INBOX_URL": f"{self.gateway_url}/_inbox",
+            "WEB_PORT": str(self.port),  # the gateway lets this page, and only it, read the inbox
         }
-        port = self.gateway_url.rsplit(":", 1)[1]
-        self._spawn("gateway", [sys.executable, "-m", "workshop.gateway", "--port", port,
-                                "--latency", str(self.latency)], env)  # fmt: skip
-        self.gateway.wait_ready(timeout=15)
+        gateway = [
+            sys.executable,
+            "-m",
+            "workshop.gateway",
+            "--port",
+            str(self.gateway_port),
+            "--latency",
+            str(self.latency),
+        ]
+        self._start(gateway, env, port=self.gateway_port)
         if self.step >= 3:
             queues = ["-Q", "sms,celery"] if self.step >= 4 else []
-            self._spawn("worker", [sys.executable, "-m", "celery", "-A", "mycelery.main", "worker",
-                                   "--loglevel=info", "--without-gossip", "--without-mingle", *queues], env)  # fmt: skip
-            self._wait_for_log("worker", " ready.")
-        self._spawn(
-            "web", [sys.executable, "manage.py", "runserver", f"127.0.0.1:{self.port}", "--noreload"], env
+            worker = [sys.executable, "-m", "celery", "-A", "mycelery.main", "worker", "--loglevel=info",
+                      "--without-gossip", "--without-mingle", *queues]  # fmt: skip
+            self._start(worker, env, ready=" ready.")
+        self._start(
+            [sys.executable, "manage.py", "runserver", f"127.0.0.1:{self.port}", "--noreload"],
+            env,
+            port=self.port,
         )
-        self._wait_for_log("web", "Quit the server with")
         return self
-
-    def _wait_for_log(self, name: str, text: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        path = self.logdir / f"{name}.log"
-        while text not in path.read_text():
-            if time.monotonic() > deadline or any(p.poll() is not None for p in self.processes):
-                raise RuntimeError(f"{name} did not start; its log:\n{path.read_text()}")
-            time.sleep(0.1)
 
     def sms_code(self, mobile: str) -> str | None:
         import redis
@@ -111,18 +103,10 @@ class StepServer:
             client.close()
 
     def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        for process in reversed(self.processes):
+            process.stop()
         if self.redis:
             self.redis.stop()
-        shutil.rmtree(self.logdir, ignore_errors=True)
 
     def __enter__(self) -> StepServer:
         return self.start()

@@ -5,6 +5,7 @@ provider still held the SMS" is a fact, not a stopwatch reading.
 """
 
 import os
+import sys
 
 import pytest
 
@@ -122,3 +123,80 @@ def test_make_screenshots_saves_the_page_before_and_after_a_send(tmp_path):
     for name in ("step1-before", "step1-after", "step4-before", "step4-after"):
         png = (tmp_path / f"{name}.png").read_bytes()
         assert png.startswith(b"\x89PNG") and len(png) > 5000, name
+
+
+EVIL_PAGE = """<!doctype html><title>waiting</title>
+<iframe name="sink"></iframe>
+<form id="form" method="post" target="sink" enctype="text/plain" action="{web}/users/sms/">
+  <input name='{{"mobile": "13800138001", "x": "' value='"}}'>
+</form>
+<img id="img">
+<script>
+  const seen = {{}};
+  const img = new Promise((done) => {{
+    const image = document.getElementById("img");
+    image.onload = image.onerror = done;
+    image.src = "{web}/users/sms/13800138002/";
+  }});
+  const form = new Promise((done) => {{
+    document.querySelector("iframe").onload = done;
+    document.getElementById("form").submit();
+  }});
+  const blind = fetch("{web}/users/sms/", {{method: "POST", mode: "no-cors", body: '{{"mobile": "13800138003"}}'}});
+  const json = fetch("{web}/users/sms/", {{method: "POST", headers: {{"Content-Type": "application/json"}},
+                                           body: '{{"mobile": "13800138004"}}'}})
+    .then(() => "read", () => "blocked").then((r) => seen.json = r);
+  const inbox = fetch("{gateway}/_inbox").then((r) => r.json()).then(() => "read", () => "blocked")
+    .then((r) => seen.inbox = r);
+  const control = fetch("{gateway}/_control", {{method: "POST", mode: "no-cors", body: '{{"fail_rate": 1}}'}});
+  Promise.allSettled([img, form, blind, json, inbox, control]).then(() => {{
+    window.seen = seen;
+    document.title = "done";
+  }});
+</script>
+"""
+
+
+@pytest.mark.parametrize("server", [4], indirect=True, ids=["step4"])
+def test_a_page_of_another_site_cannot_make_the_browser_send_or_read_the_phone(browser, server, tmp_path):
+    """A page served from another origin (another port) tries what a hostile page can: an <img> on the
+    chapter's GET, a text/plain <form> post, a no-cors fetch, a JSON fetch, reading the simulated phone
+    and switching the gateway's faults on. Nothing is sent, read or changed."""
+    from workshop.processes import Process, free_port
+
+    server.gateway.configure(hold=False, fail_rate=0.0, fail_next=0)
+    server.gateway.reset()
+    (tmp_path / "index.html").write_text(
+        EVIL_PAGE.format(web=server.url.rstrip("/"), gateway=server.gateway_url)
+    )
+    port = free_port()
+    evil = Process([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"], cwd=tmp_path)
+    with evil.start(port=port):
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(f"http://127.0.0.1:{port}/index.html")
+        page.wait_for_function("document.title === 'done'", timeout=30_000)
+        seen = page.evaluate("window.seen")
+        context.close()
+
+    assert seen == {"json": "blocked", "inbox": "blocked"}, "the browser kept the answers from the page"
+    assert [server.sms_code(f"1380013800{i}") for i in range(1, 5)] == [None] * 4, "nothing was sent"
+    assert server.gateway.control()["received"] == 0
+    assert server.gateway.control()["fail_rate"] == 0, "the gateway's settings did not change"
+
+
+def test_the_page_speaks_the_visitors_language(browser, server):
+    """With an English browser, step 4's page and its messages are English; the chapter's steps are Chinese."""
+    context = browser.new_context(locale="en-US")
+    page = context.new_page()
+    page.goto(server.url)
+    page.fill("#mobile", "12345")
+    page.click("#send")
+    page.wait_for_function("document.querySelector('#error').textContent.length > 0", timeout=30_000)
+    title, error = page.title(), page.locator("#error").inner_text()
+    context.close()
+
+    if server.step == 4:
+        assert title.startswith("Get a code") and "Enter an 11-digit mainland China mobile number" in error
+    else:
+        assert title.startswith("获取验证码")

@@ -167,7 +167,11 @@ def test_the_demos_redis_keeps_queued_sms_through_a_crash(tmp_path):
         RONGLIAN_BASE_URL=f"http://127.0.0.1:{ports['SMS_GATEWAY_PORT']}",
     )
     # The Procfile says `python` and `celery`: the virtual environment's, as `make` puts it first on PATH.
-    env.update(SMS_THROTTLE_RATE="1000/hour", SMS_GATEWAY_LATENCY="0.05", PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}")
+    env.update(
+        SMS_THROTTLE_RATE="1000/hour",
+        SMS_GATEWAY_LATENCY="0.05",
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
+    )
     data = Path(ROOT) / ".run" / f"redis-{ports['REDIS_PORT']}"
     cwd = Path(ROOT) / "step04_final"
     started = []

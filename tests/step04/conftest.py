@@ -26,7 +26,14 @@ def send(client):
     """POST users/sms/ {"mobile": ...}, as the page sends it."""
 
     def send(mobile=MOBILE, **extra):
-        return client.post("/users/sms/", {"mobile": mobile}, content_type="application/json", **extra)
+        response = client.post("/users/sms/", {"mobile": mobile}, content_type="application/json", **extra)
+        if response.status_code == 404:
+            pytest.fail(
+                'POST /users/sms/ is not there: step 4 sends with POST and a JSON body {"mobile": "..."} '
+                '(users/urls.py: path("sms/", ...); the view\'s method is post)',
+                pytrace=False,
+            )
+        return response
 
     return send
 
