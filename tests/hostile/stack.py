@@ -27,6 +27,7 @@ CLIENT_TIMEOUT = 10.0
 LATENCY = 0.05
 READ_TIMEOUT = 0.5
 GLOBAL_RATE = "30/minute"
+WORKER_CONCURRENCY = 4
 
 
 @dataclass
@@ -108,18 +109,9 @@ class Stack:
 
     def start_worker(self, **env) -> Process:
         """The Procfile's worker, sending task events (-E) so that what events carry can be checked."""
-        options = [
-            "-Q",
-            "sms,celery",
-            "--loglevel=info",
-            "-E",
-            "-c",
-            "4",
-            "--without-gossip",
-            "--without-mingle",
-        ]
-        name = f"hostile-{time.monotonic_ns()}@%h"
-        command = [sys.executable, "-m", "celery", "-A", "mycelery.main", "worker", *options, "-n", name]
+        options = ["-Q", "sms,celery", "--loglevel=info", "-E", "--without-gossip", "--without-mingle"]
+        options += ["-c", str(WORKER_CONCURRENCY), "-n", f"hostile-{time.monotonic_ns()}@%h"]
+        command = [sys.executable, "-m", "celery", "-A", "mycelery.main", "worker", *options]
         self.worker = self._start(command, ready=" ready.", **env)
         return self.worker
 
@@ -282,9 +274,9 @@ def stored(url: str) -> str:
 
 
 def leaks(text: str, codes: set[str], mobiles: set[str]) -> list[str]:
-    """The codes (as a number of their own: not inside a longer run of digits or hex), the full numbers
-    and the provider's signature found in ``text``."""
-    found = [code for code in codes if re.search(rf"(?<![0-9a-f]){code}(?![0-9a-f])", text)]
+    """The codes (as a word of their own: not inside a longer run of digits or hex, nor the fraction of a
+    timestamp), the full numbers and the provider's signature found in ``text``."""
+    found = [code for code in codes if re.search(rf"(?<![\w.]){code}(?!\w|\.\d)", text)]
     found += [mobile for mobile in mobiles if re.search(rf"(?<!\d){mobile}(?!\d)", text)]
     found += [secret for secret in ("sig=", "workshop-auth-token") if secret in text]
     return found

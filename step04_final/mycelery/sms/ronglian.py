@@ -22,6 +22,7 @@ BEIJING = timezone(timedelta(hours=8))
 TRANSIENT_CODES = frozenset({"111120", "172001"})
 
 
+# --8<-- [start:errors]
 class SMSError(Exception):
     """The SMS was not sent. ``code`` is Ronglian's statusCode or the HTTP status."""
 
@@ -51,6 +52,7 @@ def never_left(exc):
         return True
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
     return isinstance(exc, requests.ConnectionError) and isinstance(reason, NewConnectionError)
+    # --8<-- [end:errors]
 
 
 class RonglianClient:
