@@ -59,6 +59,10 @@ class WorkerStopped(Fault):
         self.signum = signum
 
     def during(self, stack, load):
+        # A worker that waits for the held provider as long as it takes (the stack's gives up after
+        # READ_TIMEOUT): the signal must find the SMS in flight.
+        stack.worker.stop(group=False)
+        stack.start_worker(RONGLIAN_READ_TIMEOUT="30")
         stack.gateway.configure(hold=True)
         answers = load(stack)
         # Every task the worker runs is at the provider (its claim taken, its request sent): a crash
@@ -75,6 +79,9 @@ class WorkerStopped(Fault):
         else:
             worker.kill()
             stack.gateway.release()
+            assert stack.broker_client().hlen("unacked") >= 1, (
+                "the crash should leave messages unacknowledged"
+            )
             stack.hand_out_again()
             stack.start_worker()
         return answers
