@@ -33,6 +33,35 @@ def code_of(stack, mobile):
         cache.close()
 
 
+def test_the_per_client_throttle_through_the_server(stack):
+    """One address, eleven numbers: SMS_THROTTLE_RATE (10 an hour) get a code, the eleventh is 429 with
+    its own message."""
+    stack.reset()
+
+    answers = [stack.send(f"1{30 + i}00138000", source="127.0.15.1") for i in range(11)]
+
+    assert [a.status for a in answers] == [200] * 10 + [429]
+    assert "请求过于频繁" in answers[-1].body["error"] and int(answers[-1].headers["Retry-After"]) > 0
+
+
+def test_the_daily_cap_per_number_through_the_server(stack):
+    """SMS_DAILY_LIMIT (10) codes a day for one number, each after its interval: the eleventh is refused
+    until midnight, and leaves no interval held."""
+    stack.reset()
+    cache = stack.cache_client()
+    answers = []
+    for i in range(10):
+        answers.append(stack.send("13800138000", source=f"127.0.16.{i + 1}"))
+        cache.delete("interval_13800138000")  # as if the 60 s interval had passed
+
+    capped = stack.send("13800138000", source="127.0.16.11")
+
+    assert [a.status for a in answers] == [200] * 10
+    assert capped.status == 429 and "次数已达上限" in capped.body["error"]
+    assert not cache.exists("interval_13800138000")
+    cache.close()
+
+
 def test_the_prefix_cap_through_the_server(stack):
     """40 numbers of one prefix from 40 addresses: exactly SMS_PREFIX_RATE (20 an hour) get a code; the
     rest 429 with the prefix's own message and Retry-After."""
