@@ -27,9 +27,15 @@ for i, key in ipairs(KEYS) do
   end
 end
 for i, key in ipairs(KEYS) do
-  if redis.call('incr', key) == 1 then redis.call('pexpire', key, ARGV[2 * i]) end
+  if redis.call('incr', key) == 1 or redis.call('pttl', key) < 0 then redis.call('pexpire', key, ARGV[2 * i]) end
 end
 return {0, 0}
+"""
+# Uncount: only in a window that still exists (one that has ended meanwhile is not brought back as -1).
+GIVE_BACK = """
+for _, key in ipairs(KEYS) do
+  if redis.call('exists', key) == 1 then redis.call('decr', key) end
+end
 """
 # --8<-- [end:take]
 
@@ -81,8 +87,7 @@ def take(redis, limits):
 
 def give_back(pipe, limits):
     """Uncount a send that did not happen (the broker refused it), in a pipeline of the caller's."""
-    for limit in limits:
-        pipe.decr(limit.key)
+    pipe.eval(GIVE_BACK, len(limits), *[limit.key for limit in limits])
 
 
 # --8<-- [start:count_attempt]
@@ -106,6 +111,6 @@ return {n, code}
 USE_CODE = """
 if redis.call('get', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('del', KEYS[1], KEYS[2])
-if ARGV[2] == '1' then redis.call('decr', KEYS[3]) end
+if ARGV[2] == '1' and redis.call('exists', KEYS[3]) == 1 then redis.call('decr', KEYS[3]) end
 return 1
 """

@@ -171,3 +171,26 @@ def test_checking_codes_is_throttled_per_address_too(verify, monkeypatch):
 
     assert [a.status_code for a in answers] == [400, 400, 400, 429]
     assert "请求过于频繁" in answers[3].json()["error"]
+
+
+def test_a_send_given_back_after_its_window_ended_does_not_break_the_next_window(
+    settings, sms_redis, send_from
+):
+    """The broker refuses a send just as the global window ends: the count given back must not become a
+    -1 with no expiry, or the cap would never reset again."""
+    from django_redis import get_redis_connection
+
+    from users import limits
+
+    settings.SMS_GLOBAL_RATE = "2/minute"
+    redis = get_redis_connection("sms_code")
+    caps = limits.send_limits(MOBILE)
+    assert limits.take(redis, caps) == (None, 0)
+    sms_redis.delete("sms_global")  # the window ends before the refused send is given back
+    pipe = redis.pipeline()
+    limits.give_back(pipe, caps)
+    pipe.execute()
+
+    assert sms_redis.get("sms_global") is None
+    assert send_from("198.51.100.1", "13900139000").status_code == 200
+    assert 0 < sms_redis.pttl("sms_global") <= 60_000, "the next window has an end"
