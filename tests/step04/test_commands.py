@@ -18,6 +18,7 @@ def celery(step_path, *args):
 
 
 def test_inspect_registered_lists_the_sms_task(step_path, sms_worker):
+    """`celery -A mycelery.main inspect registered` names the SMS task."""
     sms_worker()
 
     result = celery(step_path, "inspect", "registered")
@@ -27,6 +28,7 @@ def test_inspect_registered_lists_the_sms_task(step_path, sms_worker):
 
 
 def test_inspect_active_queues_shows_the_sms_queue(step_path, sms_worker):
+    """`celery -A mycelery.main inspect active_queues` shows the worker on the sms queue."""
     sms_worker()
 
     result = celery(step_path, "inspect", "active_queues")
@@ -36,6 +38,7 @@ def test_inspect_active_queues_shows_the_sms_queue(step_path, sms_worker):
 
 
 def test_purge_empties_the_queues(step_path, send, broker):
+    """`celery -A mycelery.main purge -f` removes a queued message."""
     assert send().status_code == 200
     assert broker.llen("sms") == 1
 

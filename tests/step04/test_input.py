@@ -67,6 +67,7 @@ BAD_BODIES = {
 
 @pytest.mark.parametrize("body", BAD_BODIES.values(), ids=BAD_BODIES.keys())
 def test_verify_refuses_malformed_bodies(client, body):
+    """Missing fields, wrong types, a code as a number: 400 with a message, never a 5xx."""
     response = client.post("/users/sms/verify/", body, content_type="application/json")
 
     assert response.status_code == 400, response.content

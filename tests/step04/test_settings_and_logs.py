@@ -24,6 +24,7 @@ def manage(step_path, *args, **env):
 
 
 def test_check_deploy_is_clean_in_production_mode(step_path):
+    """`manage.py check --deploy` has nothing to say in production mode."""
     result = manage(
         step_path,
         "check",
@@ -40,6 +41,7 @@ def test_check_deploy_is_clean_in_production_mode(step_path):
 
 
 def test_production_mode_refuses_the_development_secret(step_path):
+    """DJANGO_DEBUG=0 with the development secret key refuses to start."""
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SECRET_KEY"}
     result = subprocess.run(
         [sys.executable, "manage.py", "check"],
@@ -55,6 +57,7 @@ def test_production_mode_refuses_the_development_secret(step_path):
 
 
 def test_celery_reads_django_settings_with_the_celery_namespace(services, step_path):
+    """Celery's settings come from Django's (CELERY_ prefix), derived from REDIS_URL."""
     from mycelery.main import app
 
     # Without CELERY_* in the environment, the broker and the result store come from REDIS_URL, through
@@ -73,8 +76,9 @@ def test_celery_reads_django_settings_with_the_celery_namespace(services, step_p
 
 
 def test_a_full_send_and_verify_logs_no_code_and_no_full_number(
-    send, verify, gateway, sms_redis, sms_worker, caplog
+    client, send, verify, gateway, sms_redis, sms_worker, caplog
 ):
+    """A send, a retry, refusals and a verify: no code, no full number, no signature in any log line."""
     caplog.set_level(logging.DEBUG)
     gateway.configure(fail_next=1, fail_mode=sorted(TRANSIENT_CODES)[0])  # a retry is logged too
     worker = sms_worker("--loglevel=debug")  # every line the worker can write, its task arguments included
@@ -85,6 +89,7 @@ def test_a_full_send_and_verify_logs_no_code_and_no_full_number(
     worker.wait_for("sent (")
     assert send().status_code == 429  # Django logs the refused URL, number and all
     assert send(f"+86{MOBILE}").status_code == 400  # ...and a refused "+86" form of it
+    assert client.get(f"/users/sms/{MOBILE}/").status_code == 405  # the chapter's URL: the number in the path
     assert verify(code=f"{(int(code) + 1) % 1_000_000:06d}").status_code == 400
     assert verify(code=code).status_code == 200
 
