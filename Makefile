@@ -33,7 +33,7 @@ define need_step
 	@if [ -z "$(DIR)" ]; then echo "There is no step $(N) (steps here: $(STEPS))."; exit 2; fi
 endef
 
-.PHONY: help setup demo run-step redis worker flower test test-step diff-step start-step check-step \
+.PHONY: help setup demo run-step redis worker flower test test-step test-hostile diff-step start-step check-step \
 	screenshots docs-serve docs-build bench lint clean
 
 help: ## List the targets
@@ -75,6 +75,9 @@ test: $(STAMP) ## Run every test: the gateway, each step in its own pytest proce
 test-step: $(STAMP) ## Run step N's tests (STEP_DIR=path tests another copy of the step)
 	$(need_step)
 	@$(PY) -m pytest tests/step0$(N) $(PYTEST_ARGS)
+
+test-hostile: $(STAMP) ## Run step 4 as production does (gunicorn) under faults and floods: the hostile matrix
+	@$(PY) -m pytest tests/hostile $(PYTEST_ARGS)
 
 diff-step: $(STAMP) ## Show what step N changes from step N-1: the lesson
 	$(need_step)

@@ -218,7 +218,9 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": "INFO"},
     "loggers": {
-        # runserver's access log has a handler of its own: mask it too.
+        # Django's own loggers have handlers of their own (with DEBUG on, one that prints every request
+        # error, URL and all; runserver's access log): ours instead, which mask.
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
         # At DEBUG, urllib3 logs each request's URL, and Ronglian's carries the signature (?sig=...).
         "urllib3": {"level": "INFO"},

@@ -7,6 +7,7 @@ this Linux CI: they point at the test that runs the same command on Linux, and s
 """
 
 DEMO = "tests/demo/test_demo.py::"
+HOSTILE_LIMITS = "tests/hostile/test_limits.py::"
 STEP4_COMMANDS = "tests/step04/test_commands.py::"
 WINDOWS_SAME_AS = "windows: "
 STEP2 = "tests/step02/test_celery_intro.py::"
@@ -83,6 +84,11 @@ COMMANDS = {
     # Talking to the running demo (the demo test sends the same requests on its free ports).
     "curl -i http://127.0.0.1:8000/users/sms/13800138000/": DEMO
     + "test_make_demo_starts_step_4_and_ctrl_c_stops_everything",
+    'curl -i -H "Content-Type: application/json" -d \'{"mobile": "13800138000"}\' http://127.0.0.1:8000/users/sms/': DEMO
+    + "test_make_demo_starts_step_4_and_ctrl_c_stops_everything",
+    'curl -i -H "Accept-Language: en" -H "Content-Type: application/json" -d \'{"mobile": "12345"}\' http://127.0.0.1:8000/users/sms/': HOSTILE_LIMITS
+    + "test_messages_follow_accept_language_through_the_server",
+    "make test-hostile": "tests/docs/test_docs.py::test_make_test_is_what_ci_runs",
     "curl -i http://127.0.0.1:8000/healthz": DEMO
     + "test_make_demo_starts_step_4_and_ctrl_c_stops_everything",
     'curl -i -H "Content-Type: application/json" -d \'{"mobile": "13800138000", "code": "012345"}\' http://127.0.0.1:8000/users/sms/verify/': DEMO
@@ -91,6 +97,12 @@ COMMANDS = {
     "curl.exe -i http://127.0.0.1:8000/users/sms/13800138000/": WINDOWS_SAME_AS
     + DEMO
     + "test_make_demo_starts_step_4_and_ctrl_c_stops_everything",
+    'Invoke-RestMethod -Method Post -Uri http://127.0.0.1:8000/users/sms/ -ContentType application/json -Body \'{"mobile": "13800138000"}\'': WINDOWS_SAME_AS
+    + DEMO
+    + "test_make_demo_starts_step_4_and_ctrl_c_stops_everything",
+    'Invoke-RestMethod -Method Post -Uri http://127.0.0.1:8000/users/sms/ -ContentType application/json -Headers @{"Accept-Language" = "en"} -Body \'{"mobile": "12345"}\'': WINDOWS_SAME_AS
+    + HOSTILE_LIMITS
+    + "test_messages_follow_accept_language_through_the_server",
     "curl.exe -i http://127.0.0.1:8000/healthz": WINDOWS_SAME_AS
     + DEMO
     + "test_make_demo_starts_step_4_and_ctrl_c_stops_everything",

@@ -117,7 +117,7 @@ def test_health_reports_redis_broker_and_workers(
     default_queue_only.stop()
 
     worker = sms_worker()
-    # A worker that has just started may miss the view's 1 s inspect: ask again until it answers.
+    # A worker that has just started may miss the health check's short inspect: ask until it answers.
     wait_for_reply(lambda: client.get("/healthz").status_code == 200)
     healthy = client.get("/healthz")
     assert healthy.status_code == 200, healthy.json()

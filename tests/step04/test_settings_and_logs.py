@@ -87,7 +87,7 @@ def test_a_full_send_and_verify_logs_no_code_and_no_full_number(
     code = sms_redis.get(f"sms_{MOBILE}")
     gateway.wait_for_messages(MOBILE, count=1, timeout=30)
     worker.wait_for("sent (")
-    assert send().status_code == 429  # Django logs the refused URL, number and all
+    assert send().status_code == 429  # Django logs the refusal
     assert send(f"+86{MOBILE}").status_code == 400  # ...and a refused "+86" form of it
     assert client.get(f"/users/sms/{MOBILE}/").status_code == 405  # the chapter's URL: the number in the path
     assert verify(code=f"{(int(code) + 1) % 1_000_000:06d}").status_code == 400
