@@ -47,7 +47,7 @@ import redis
 from workshop import bench_report as report
 from workshop.bench_producer import mobile
 from workshop.gateway import GatewayClient
-from workshop.processes import free_port
+from workshop.processes import can_use_many_addresses, free_port
 from workshop.redis_server import RedisServer, find_redis_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -230,16 +230,6 @@ class Producer:
 
 
 # --- the HTTP load generator ------------------------------------------------------------------------
-
-
-def can_use_many_addresses() -> bool:
-    """Linux routes all of 127/8 to loopback; macOS only 127.0.0.1 unless told otherwise."""
-    try:
-        with socket.socket() as s:
-            s.bind(("127.0.0.2", 0))
-        return True
-    except OSError:
-        return False
 
 
 def client_address(i: int) -> str:

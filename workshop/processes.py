@@ -141,3 +141,14 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as s:
         s.settimeout(0.3)
         return s.connect_ex((host, port)) == 0
+
+
+def can_use_many_addresses() -> bool:
+    """Linux routes all of 127/8 to loopback, so a test can be many clients; macOS only 127.0.0.1 unless
+    told otherwise (sudo ifconfig lo0 alias 127.0.0.2 up, and so on)."""
+    try:
+        with socket.socket() as s:
+            s.bind(("127.0.0.2", 0))
+        return True
+    except OSError:
+        return False
