@@ -11,7 +11,6 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-, := ,
 STEP_DIRS := $(sort $(wildcard step0[1-9]_*))
 STEPS := $(patsubst step0%,%,$(foreach d,$(STEP_DIRS),$(firstword $(subst _, ,$(d)))))
 LAST_STEP := $(lastword $(STEPS))
@@ -62,9 +61,11 @@ run-step: $(STAMP) ## Start step N with honcho (Redis, gateway, worker, Django);
 redis: $(STAMP) ## Run a Redis server on 127.0.0.1:6379 (or use the one already there)
 	@$(PY) -m workshop.redis_server
 
-worker: $(STAMP) ## Run a Celery worker for step N (STEP=N), as the chapter types it
+worker: $(STAMP) ## Run a Celery worker for step N (STEP=N), as its Procfile starts it
 	$(need_step)
-	@cd $(DIR) && celery -A mycelery.main worker --loglevel=info $(if $(filter 4,$(N)),-Q sms$(,)celery)
+	@cd $(DIR) && command="$$(sed -n 's/^worker: *//p' Procfile)" && \
+	if [ -z "$$command" ]; then echo "Step $(N) has no worker: it sends the SMS inside the request."; exit 2; fi && \
+	exec $$command
 
 flower: $(STAMP) ## Open Flower (the Celery dashboard) for the final step on http://127.0.0.1:5555
 	@cd $(call step_dir,$(LAST_STEP)) && celery -A mycelery.main flower --address=127.0.0.1 --port=$${FLOWER_PORT:-5555}

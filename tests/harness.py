@@ -18,8 +18,8 @@ import pytest
 
 from workshop.processes import Process, free_port
 from workshop.redis_server import RedisServer, ping
+from workshop.steps import ROOT, step_environment
 
-ROOT = Path(__file__).resolve().parent.parent
 # Short but real: the view still waits for it in step 1, and the tests stay quick.
 TEST_GATEWAY_LATENCY = 0.3
 
@@ -71,13 +71,7 @@ class Services:
 
     def environ(self) -> dict[str, str]:
         """The variables the steps read, pointing at these services."""
-        return {
-            "REDIS_URL": self.redis_url,
-            "CELERY_BROKER_URL": f"{self.broker_redis_url}/15",
-            "CELERY_RESULT_BACKEND": f"{self.redis_url}/14",
-            "RONGLIAN_BASE_URL": self.gateway_url,
-            "SMS_GATEWAY_INBOX_URL": f"{self.gateway_url}/_inbox",
-        }
+        return step_environment(self.redis_url, self.gateway_url, self.broker_redis_url)
 
     def stop(self) -> None:
         if self.gateway_process:

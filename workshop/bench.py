@@ -49,10 +49,10 @@ from workshop.bench_producer import mobile
 from workshop.gateway import GatewayClient
 from workshop.processes import can_use_many_addresses, free_port
 from workshop.redis_server import RedisServer, find_redis_server
+from workshop.steps import ROOT, step_environment, step_folder, worker_options
 
-ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "benchmarks"
-STEPS = {1: ROOT / "step01_sync", 3: ROOT / "step03_django_integration", 4: ROOT / "step04_final"}
+STEPS = {n: step_folder(n) for n in (1, 3, 4)}
 GATEWAY_LATENCIES = (0.2, 2.0)
 CONCURRENCIES = (1, 10)
 CONCURRENCY_MAX = max(CONCURRENCIES)
@@ -400,16 +400,10 @@ class Bench:
 
         No DJANGO_SETTINGS_MODULE: each step sets its own, and the no-op worker must not load Django.
         """
-        skip = ("RONGLIAN_", "CELERY_", "DJANGO_", "SMS_", "TRUSTED_PROXY")
+        skip = ("RONGLIAN_", "CELERY_", "DJANGO_", "SMS_", "TRUSTED_PROXIES", "WEB_THREADS")
         env = {k: v for k, v in os.environ.items() if not k.startswith(skip)}
         env.update(
-            REDIS_URL=self.redis_url,
-            CELERY_BROKER_URL=f"{self.redis_url}/15",
-            CELERY_RESULT_BACKEND=f"{self.redis_url}/14",
-            RONGLIAN_BASE_URL=self.gateway_url,
-            SMS_GATEWAY_INBOX_URL=f"{self.gateway_url}/_inbox",
-            PYTHONPATH=str(ROOT),
-            PYTHONUNBUFFERED="1",
+            step_environment(self.redis_url, self.gateway_url), PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1"
         )
         env.update(LIFTED_CAPS)
         if not self.many_addresses:
@@ -468,8 +462,7 @@ class Bench:
             worker = None
             if step != 1:
                 # A worker drains the queue, as in production; it competes with gunicorn for the CPU.
-                queues = ("-Q", "sms,celery") if step == 4 else ()
-                worker = self.worker(STEPS[step], "mycelery.main", *queues)
+                worker = self.worker(STEPS[step], "mycelery.main", *worker_options(STEPS[step]))
             wait_http(port, "/", timeout=60)
             if worker:
                 worker.wait_for_log(" ready.", timeout=90)
@@ -546,7 +539,7 @@ class Bench:
         self.redis(1).flushdb()  # step 4's "already sent" markers
         self.gateway_at(DELIVERY_LATENCY)
         worker = self.worker(
-            STEPS[4], "mycelery.main", "-Q", "sms,celery", "-P", pool, "-c", str(concurrency)
+            STEPS[4], "mycelery.main", *worker_options(STEPS[4]), "-P", pool, "-c", str(concurrency)
         )
         ideal = concurrency / DELIVERY_LATENCY
         try:

@@ -9,13 +9,12 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from pathlib import Path
 
 from workshop.gateway import GatewayClient
 from workshop.processes import Process, free_port
 from workshop.redis_server import RedisServer
+from workshop.steps import step_environment, step_folder, worker_options
 
-ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync",
@@ -43,7 +42,7 @@ class StepServer:
 
     def __init__(self, step: int, latency: float = 0.3):
         self.step = step
-        self.folder = next(ROOT.glob(f"step{step:02d}_*"))
+        self.folder = step_folder(step)
         self.latency = latency
         self.redis: RedisServer | None = None
         self.processes: list[Process] = []
@@ -63,14 +62,8 @@ class StepServer:
 
     def start(self) -> StepServer:
         self.redis = RedisServer().start()
-        env = {
-            "REDIS_URL": self.redis.url,
-            "CELERY_BROKER_URL": f"{self.redis.url}/15",
-            "CELERY_RESULT_BACKEND": f"{self.redis.url}/14",
-            "RONGLIAN_BASE_URL": self.gateway_url,
-            "SMS_GATEWAY_INBOX_URL": f"{self.gateway_url}/_inbox",
-            "WEB_PORT": str(self.port),  # the gateway lets this page, and only it, read the inbox
-        }
+        # WEB_PORT: the gateway lets this page, and only it, read the inbox.
+        env = {**step_environment(self.redis.url, self.gateway_url), "WEB_PORT": str(self.port)}
         gateway = [
             sys.executable,
             "-m",
@@ -82,10 +75,17 @@ class StepServer:
         ]
         self._start(gateway, env, port=self.gateway_port)
         if self.step >= 3:
-            queues = ["-Q", "sms,celery"] if self.step >= 4 else []
-            worker = [sys.executable, "-m", "celery", "-A", "mycelery.main", "worker", "--loglevel=info",
-                      "--without-gossip", "--without-mingle", *queues]  # fmt: skip
-            self._start(worker, env, ready=" ready.")
+            options = [
+                "--loglevel=info",
+                "--without-gossip",
+                "--without-mingle",
+                *worker_options(self.folder),
+            ]
+            self._start(
+                [sys.executable, "-m", "celery", "-A", "mycelery.main", "worker", *options],
+                env,
+                ready=" ready.",
+            )
         self._start(
             [sys.executable, "manage.py", "runserver", f"127.0.0.1:{self.port}", "--noreload"],
             env,

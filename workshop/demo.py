@@ -26,8 +26,7 @@ from honcho.manager import Manager
 
 from workshop.processes import port_in_use
 from workshop.redis_server import ping
-
-ROOT = Path(__file__).resolve().parent.parent
+from workshop.steps import step_environment, step_folder
 
 PORTS = {  # env var: (default, what listens there)
     "WEB_PORT": (8000, "Django"),
@@ -41,26 +40,12 @@ def port(name: str) -> int:
     return int(os.environ.get(name, PORTS[name][0]))
 
 
-def step_folder(n: str) -> Path:
-    matches = sorted(ROOT.glob(f"step{int(n):02d}_*"))
-    if not matches:
-        sys.exit(f"There is no step {n}.")
-    return matches[0]
-
-
 def environment() -> dict[str, str]:
     """The URLs the steps read, pointing at the ports chosen for this run."""
     gateway = f"http://127.0.0.1:{port('SMS_GATEWAY_PORT')}"
     redis_url = os.environ.get("REDIS_URL", f"redis://127.0.0.1:{port('REDIS_PORT')}").rstrip("/")
-    env = {
-        "REDIS_URL": redis_url,
-        # Steps 2-3 read only these two (mycelery/config.py), so derive them from REDIS_URL too.
-        "CELERY_BROKER_URL": f"{redis_url}/15",
-        "CELERY_RESULT_BACKEND": f"{redis_url}/14",
-        "RONGLIAN_BASE_URL": gateway,
-        "SMS_GATEWAY_INBOX_URL": f"{gateway}/_inbox",
-    }
-    return {key: os.environ.get(key, value) for key, value in env.items()}
+    # Steps 2-3 read the Celery URLs only (mycelery/config.py): derived from REDIS_URL here too.
+    return {key: os.environ.get(key, value) for key, value in step_environment(redis_url, gateway).items()}
 
 
 def busy_ports(uses_flower: bool) -> list[str]:

@@ -17,19 +17,11 @@ import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.sqlite3", "celerybeat-schedule*")
+from workshop.steps import COPY_IGNORE, ROOT, step_folder
 
 
 def workspace_root() -> Path:
     return Path(os.environ.get("WORKSPACE") or ROOT / "workspace")
-
-
-def step_folder(n: int) -> Path:
-    matches = sorted(ROOT.glob(f"step{n:02d}_*"))
-    if not matches:
-        sys.exit(f"There is no step {n}.")
-    return matches[0]
 
 
 def same_tree(a: Path, b: Path) -> bool:
@@ -58,7 +50,7 @@ def start(n: int, force: bool) -> int:
             )
             return 1
         shutil.rmtree(target)
-    shutil.copytree(source, target, ignore=IGNORE)
+    shutil.copytree(source, target, ignore=COPY_IGNORE)
     print(f"Copied {source.name}/ to {target}.")
     print(
         f"Now make it step {n}: the step {n} page says what to change. Check your work with `make check-step {n}`."

@@ -26,9 +26,9 @@ from pathlib import Path
 import redis
 
 from workshop.processes import free_port, port_in_use
+from workshop.steps import ROOT
 
 DEFAULT_PORT = 6379
-ROOT = Path(__file__).resolve().parent.parent
 
 
 class RedisNotFound(RuntimeError):

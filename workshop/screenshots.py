@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from workshop.browser import StepServer, launch
+from workshop.steps import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 OUT = Path(os.environ.get("SCREENSHOTS_OUT") or ROOT / "docs" / "assets" / "screenshots")
 MOBILE = "13800138000"
 

@@ -8,15 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.sqlite3", "celerybeat-schedule*")
-
-
-def step_folder(n: int) -> Path:
-    matches = sorted(ROOT.glob(f"step{n:02d}_*"))
-    if not matches:
-        sys.exit(f"There is no step {n}.")
-    return matches[0]
+from workshop.steps import COPY_IGNORE, step_folder
 
 
 def main(argv: list[str]) -> int:
@@ -26,7 +18,7 @@ def main(argv: list[str]) -> int:
     before, after = step_folder(n - 1), step_folder(n)
     with tempfile.TemporaryDirectory() as tmp:
         for folder in (before, after):
-            shutil.copytree(folder, Path(tmp) / folder.name, ignore=IGNORE)
+            shutil.copytree(folder, Path(tmp) / folder.name, ignore=COPY_IGNORE)
         args = ["git", "diff", "--no-index", "--find-renames", "--color=auto"]
         subprocess.call([*args, "--stat", before.name, after.name], cwd=tmp)
         subprocess.call([*args, before.name, after.name], cwd=tmp)

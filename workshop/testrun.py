@@ -11,7 +11,7 @@ import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from workshop.steps import ROOT
 
 
 def suites(steps: list[str]) -> list[Path]:

@@ -19,6 +19,7 @@ import requests
 
 from workshop.gateway import GatewayClient
 from workshop.processes import Process, free_port
+from workshop.steps import step_folder, worker_options
 
 # Every request must be answered within this (no hang, whatever fails), and the client waits longer.
 NO_HANG = 2.0
@@ -109,7 +110,13 @@ class Stack:
 
     def start_worker(self, **env) -> Process:
         """The Procfile's worker, sending task events (-E) so that what events carry can be checked."""
-        options = ["-Q", "sms,celery", "--loglevel=info", "-E", "--without-gossip", "--without-mingle"]
+        options = [
+            *worker_options(step_folder(4)),
+            "--loglevel=info",
+            "-E",
+            "--without-gossip",
+            "--without-mingle",
+        ]
         options += ["-c", str(WORKER_CONCURRENCY), "-n", f"hostile-{time.monotonic_ns()}@%h"]
         command = [sys.executable, "-m", "celery", "-A", "mycelery.main", "worker", *options]
         self.worker = self._start(command, ready=" ready.", **env)

@@ -2,6 +2,7 @@ import pytest
 from django.test import Client
 
 from tests.harness import configure_step
+from workshop.steps import step_folder, worker_options
 
 MOBILE = "13800138000"
 
@@ -13,10 +14,10 @@ def pytest_configure(config):
 
 @pytest.fixture
 def sms_worker(start_worker):
-    """A worker consuming the sms queue, as step 4's Procfile starts it."""
+    """A worker started as the reference step 4's Procfile starts it (consuming the sms queue)."""
 
     def start(*extra, **kwargs):
-        return start_worker("mycelery.main", "-Q", "sms,celery", *extra, **kwargs)
+        return start_worker("mycelery.main", *worker_options(step_folder(4)), *extra, **kwargs)
 
     return start
 
