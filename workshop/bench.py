@@ -47,7 +47,7 @@ import redis
 from workshop import bench_report as report
 from workshop.bench_producer import mobile
 from workshop.gateway import GatewayClient
-from workshop.processes import can_use_many_addresses, free_port
+from workshop.processes import Process, can_use_many_addresses, free_port
 from workshop.redis_server import RedisServer, find_redis_server
 from workshop.steps import ROOT, step_environment, step_folder, worker_options
 
@@ -72,6 +72,8 @@ OFFERED_PER_S = 50
 NOOP_POOLS = (("solo", 1), ("prefork", 2), ("threads", 10), ("gevent", 100))
 PHASES = ("endpoint", "delay", "delivery", "claim")
 # Only when every request must come from 127.0.0.1 (see can_use_many_addresses).
+# How the producer marks its answers among the lines its libraries may print.
+ANSWER = "ANSWER "
 LIFTED_LIMITS = {"SMS_THROTTLE_RATE": "1000000/hour", "SMS_DAILY_LIMIT": "1000000"}
 # The bench's numbers share prefixes, and it sends far more than step 4's caps against SMS pumping allow.
 LIFTED_CAPS = {"SMS_PREFIX_RATE": "1000000/hour", "SMS_GLOBAL_RATE": "1000000/minute"}
@@ -117,67 +119,6 @@ def log(message: str) -> None:
 # --- processes --------------------------------------------------------------------------------------
 
 
-class Proc:
-    """A child process in its own process group, its output in a log file; stopped group and all."""
-
-    started: list[Proc] = []
-
-    def __init__(self, name: str, args: list[str], cwd: Path, env: dict[str, str], logdir: Path):
-        self.name, self.args, self.cwd, self.env = name, args, cwd, env
-        self.logfile = logdir / f"{name}-{time.monotonic_ns()}.log"
-        self.process: subprocess.Popen | None = None
-
-    def start(self, stdin=None, stdout=None) -> Proc:
-        with open(self.logfile, "w") as out:
-            self.process = subprocess.Popen(
-                self.args, cwd=self.cwd, env=self.env, stdin=stdin, stdout=stdout or out,
-                stderr=out, start_new_session=True, text=True,
-            )  # fmt: skip
-        Proc.started.append(self)
-        return self
-
-    def log(self) -> str:
-        return self.logfile.read_text(errors="replace") if self.logfile.exists() else ""
-
-    def wait_for_log(self, text: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if text in self.log():
-                return
-            if self.process and self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited ({self.process.returncode}):\n{self.log()[-3000:]}")
-            time.sleep(0.05)
-        raise RuntimeError(f"{self.name} did not print {text!r} in {timeout} s:\n{self.log()[-3000:]}")
-
-    def stop(self, timeout: float = 15) -> None:
-        if not self.process:
-            return
-        pgid = self.process.pid  # start_new_session: the group's id is the leader's pid
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pass
-        # SIGKILL whatever is left of the group: pool children outlive a master that was killed.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=5)
-        for stream in (self.process.stdin, self.process.stdout):
-            if stream:
-                with contextlib.suppress(OSError):
-                    stream.close()
-        if self in Proc.started:
-            Proc.started.remove(self)
-        self.process = None
-
-    @classmethod
-    def stop_all(cls) -> None:
-        for proc in reversed(list(cls.started)):
-            proc.stop(timeout=10)
-
-
 def wait_http(port: int, path: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -195,38 +136,34 @@ def wait_http(port: int, path: str, timeout: float) -> None:
 
 
 class Producer:
-    """``workshop.bench_producer`` in a step folder (or the root, for no-op tasks), driven over pipes."""
+    """``workshop.bench_producer`` in a step folder (or the root, for no-op tasks): one JSON command a
+    line on its input, one answer line (``ANSWER`` and JSON) in its output."""
 
     def __init__(self, bench: Bench, app: str, cwd: Path, env: dict[str, str]):
-        self.proc = Proc(f"producer-{app}", [sys.executable, "-m", "workshop.bench_producer", "--app", app],
-                         cwd, env, bench.logdir)  # fmt: skip
+        command = [sys.executable, "-m", "workshop.bench_producer", "--app", app]
+        self.proc = bench.process(f"producer-{app}", command, cwd, env, stdin=True)
 
     def start(self) -> Producer:
-        self.proc.start(stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.proc.start()
         self.ask({"op": "ping"}, timeout=60)
         return self
 
     def ask(self, command: dict, timeout: float = 300) -> dict:
-        process = self.proc.process
-        assert process and process.stdin and process.stdout
-        process.stdin.write(json.dumps(command) + "\n")
-        process.stdin.flush()
-        answer: list[str] = []
-        reader = threading.Thread(target=lambda: answer.append(process.stdout.readline()), daemon=True)
-        reader.start()
-        reader.join(timeout)
-        if not answer or not answer[0]:
-            raise RuntimeError(f"the producer did not answer {command['op']!r}:\n{self.proc.log()[-3000:]}")
-        return json.loads(answer[0])
+        seen = len(self.proc.lines)
+        self.proc.send(json.dumps(command))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            answers = [line for line in self.proc.lines[seen:] if line.startswith(ANSWER)]
+            if answers:
+                return json.loads(answers[0][len(ANSWER) :])
+            if not self.proc.running():
+                break
+            time.sleep(0.01)
+        raise RuntimeError(f"the producer did not answer {command['op']!r}:\n{self.proc.output[-3000:]}")
 
     def stop(self) -> None:
-        process = self.proc.process
-        if process and process.stdin:
-            with contextlib.suppress(OSError):
-                process.stdin.close()  # end of input: the producer exits by itself
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=10)
-        self.proc.stop()
+        self.proc.close_input()  # end of input: the producer exits by itself
+        self.proc.stop(timeout=10)
 
 
 # --- the HTTP load generator ------------------------------------------------------------------------
@@ -373,7 +310,8 @@ class Bench:
         self.phases = phases
         self.logdir = Path(tempfile.mkdtemp(prefix="workshop-bench-"))
         self.redis_server: RedisServer | None = None
-        self.gateway_proc: Proc | None = None
+        self.gateway_proc: Process | None = None
+        self.started: list[Process] = []
         self.gateway = None
         self.redis_url = ""
         self.gateway_url = ""
@@ -389,9 +327,16 @@ class Bench:
         self.redis_url = self.redis_server.url
         port = free_port()
         self.gateway_url = f"http://127.0.0.1:{port}"
-        self.gateway_proc = Proc("gateway", [sys.executable, "-m", "workshop.gateway", "--port", str(port),
-                                             "--latency", str(GATEWAY_LATENCIES[0])], ROOT, self.env(), self.logdir)  # fmt: skip
-        self.gateway_proc.start()
+        gateway = [
+            sys.executable,
+            "-m",
+            "workshop.gateway",
+            "--port",
+            str(port),
+            "--latency",
+            str(GATEWAY_LATENCIES[0]),
+        ]
+        self.gateway_proc = self.process("gateway", gateway, ROOT, self.env()).start(port=port)
         self.gateway = GatewayClient(self.gateway_url)
         self.gateway.wait_ready(timeout=20)
 
@@ -428,18 +373,30 @@ class Bench:
         broker = self.redis(15)
         broker.delete("celery", "sms")
 
-    def gunicorn(self, step: int) -> tuple[Proc, int]:
+    def process(self, name: str, args: list[str], cwd: Path, env: dict[str, str], **options) -> Process:
+        """A process of this run, its output also kept in the run's log folder."""
+        process = Process(
+            args, cwd=cwd, env=env, log=self.logdir / f"{name}-{time.monotonic_ns()}.log", **options
+        )
+        self.started.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        for process in reversed(self.started):
+            process.stop(timeout=10)
+
+    def gunicorn(self, step: int) -> tuple[Process, int]:
         port = free_port()
         args = [sys.executable, "-m", "gunicorn", "renranapi.wsgi", "-b", f"127.0.0.1:{port}",
                 *GUNICORN_ARGS[step], "--log-level", "warning"]  # fmt: skip
-        return Proc(f"gunicorn-step{step}", args, STEPS[step], self.env(), self.logdir).start(), port
+        return self.process(f"gunicorn-step{step}", args, STEPS[step], self.env()).start(), port
 
-    def worker(self, cwd: Path, app: str, *args: str, loglevel: str = "info", **env: str) -> Proc:
+    def worker(self, cwd: Path, app: str, *args: str, loglevel: str = "info", **env: str) -> Process:
         # Gossip, mingle and heartbeat are chatter between workers; there is one worker here.
         command = [sys.executable, "-m", "celery", "-A", app, "worker", f"--loglevel={loglevel}",
                    "--without-gossip", "--without-mingle", "--without-heartbeat",
                    "-n", f"bench-{time.monotonic_ns()}@%h", *args]  # fmt: skip
-        return Proc(f"worker-{app}", command, cwd, self.env(**env), self.logdir).start()
+        return self.process(f"worker-{app}", command, cwd, self.env(**env)).start()
 
     def wait_delivered(self, baseline: int, expected: int, timeout: float) -> int:
         deadline = time.monotonic() + timeout
@@ -465,7 +422,7 @@ class Bench:
                 worker = self.worker(STEPS[step], "mycelery.main", *worker_options(STEPS[step]))
             wait_http(port, "/", timeout=60)
             if worker:
-                worker.wait_for_log(" ready.", timeout=90)
+                worker.wait_for(" ready.", timeout=90)
             # Warm-up, not counted: each gunicorn process imports the view on its first request.
             http_load(step, port, self.numbers(40), 40, 10, 30, self.many_addresses)
             for latency in GATEWAY_LATENCIES:
@@ -543,7 +500,7 @@ class Bench:
         )
         ideal = concurrency / DELIVERY_LATENCY
         try:
-            worker.wait_for_log(" ready.", timeout=90)
+            worker.wait_for(" ready.", timeout=90)
             # Paced, on an empty queue: each message timed from .delay() to the gateway's delivered_at.
             count = self.plan.paced_messages
             baseline = self.gateway.control()["delivered"]
@@ -557,7 +514,7 @@ class Bench:
             paced = report.summarise(latencies, answer["elapsed"])
             if not latencies:
                 # Nothing reached the phone: a broken run, not a figure. Say why, with the worker's words.
-                raise RuntimeError(f"the {pool} worker delivered no SMS; its log:\n{worker.log()[-4000:]}")
+                raise RuntimeError(f"the {pool} worker delivered no SMS; its log:\n{worker.output[-4000:]}")
 
             # Burst: far more than the pool can hold. The rate counts only what was delivered after the
             # producer finished, so its CPU is not taken from the worker, and the queue is never empty.
@@ -574,7 +531,7 @@ class Bench:
             worker.stop()
         after = [t for t in delivered_at if t > enqueue_done]
         sms_per_s = report.rate(len(after), max(after) - enqueue_done) if after else None
-        log_text = worker.log()
+        log_text = worker.output
         row = {
             "pool": pool,
             "concurrency": concurrency,
@@ -641,7 +598,7 @@ class Bench:
         self.results["claim"] = result
 
     @staticmethod
-    def drain_rate(broker: redis.Redis, queued: int, worker: Proc, timeout: float) -> float | None:
+    def drain_rate(broker: redis.Redis, queued: int, worker: Process, timeout: float) -> float | None:
         """Tasks a second, from the worker's first take until the queue and its unacked set are empty."""
         deadline = time.monotonic() + timeout
         started = None
@@ -656,8 +613,8 @@ class Bench:
                 started, left_at_start = now, left + unacked
             if started is not None and left == 0 and unacked == 0:
                 return report.rate(left_at_start, now - started)
-            if worker.process and worker.process.poll() is not None:
-                raise RuntimeError(f"the no-op worker exited:\n{worker.log()[-3000:]}")
+            if not worker.running():
+                raise RuntimeError(f"the no-op worker exited:\n{worker.output[-3000:]}")
             time.sleep(0.005)
         return None
 
@@ -822,7 +779,7 @@ def main(argv: list[str] | None = None) -> int:
         written = report.write_outputs(results, args.out)
         ok = True
     finally:
-        Proc.stop_all()
+        bench.stop_all()
         if bench.redis_server:
             bench.redis_server.stop()
         if ok:

@@ -1,7 +1,7 @@
 """The producer side of ``make bench``: a process that calls ``.delay()`` the way the view does.
 
 ``workshop.bench`` starts it inside a step folder (so ``mycelery`` is the step's own) and sends it one
-JSON command a line on stdin; it answers one JSON line each on stdout and exits at end of input. One
+JSON command a line on stdin; it answers each with one line, "ANSWER " and JSON, and exits at end of input. One
 process serves a whole phase, so Django and Celery load once, not once a measurement.
 
     {"op": "delay", "first": 0, "count": 2000, "warmup": 100}   time each send_sms.delay(...) alone
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             answer = noop_flat_out(task, command["count"])
         else:
             answer = {"error": f"unknown op {op!r}"}
-        answers.write(json.dumps(answer) + "\n")
+        answers.write("ANSWER " + json.dumps(answer) + "\n")
     return 0
 
 

@@ -8,6 +8,7 @@ SIGTERM (then SIGKILL) whatever happens.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -20,9 +21,20 @@ from pathlib import Path
 
 
 class Process:
-    def __init__(self, args: list[str], cwd: Path | str | None = None, env: dict[str, str] | None = None):
+    """``log``: also write the output to this file (kept after the process is gone). ``stdin``: a pipe
+    to the process, for :meth:`send`."""
+
+    def __init__(
+        self,
+        args: list[str],
+        cwd: Path | str | None = None,
+        env: dict[str, str] | None = None,
+        log: Path | None = None,
+        stdin: bool = False,
+    ):
         self.args = [str(arg) for arg in args]
         self.cwd = cwd
+        self.log_path, self.stdin = log, stdin
         # Its own temp dir: a process killed with SIGKILL cannot clean up after itself; stop() does.
         self.tmpdir = tempfile.mkdtemp(prefix="workshop-process-")
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "TMPDIR": self.tmpdir, **(env or {})}
@@ -49,6 +61,7 @@ class Process:
             cwd=self.cwd,
             env=self.env,
             text=True,
+            stdin=subprocess.PIPE if self.stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -63,8 +76,26 @@ class Process:
 
     def _read(self) -> None:
         assert self.popen and self.popen.stdout
-        for line in self.popen.stdout:
-            self.lines.append(line)
+        with open(self.log_path, "a") if self.log_path else contextlib.nullcontext() as log:
+            for line in self.popen.stdout:
+                self.lines.append(line)
+                if log:
+                    log.write(line)
+                    log.flush()
+
+    def send(self, line: str) -> None:
+        """Write one line to the process's input (``stdin=True``)."""
+        assert self.popen and self.popen.stdin, "started without stdin=True"
+        self.popen.stdin.write(line + "\n")
+        self.popen.stdin.flush()
+
+    def close_input(self) -> None:
+        """End of input: a process that reads until then exits by itself."""
+        if self.popen and self.popen.stdin and not self.popen.stdin.closed:
+            try:
+                self.popen.stdin.close()
+            except OSError:
+                pass
 
     def wait_for(self, text: str, timeout: float = 30.0) -> str:
         """Wait until the output contains ``text``; fail with the output if it does not."""
@@ -119,6 +150,7 @@ class Process:
             self.popen.wait()
 
     def _finish(self) -> None:
+        self.close_input()
         if self._reader:
             self._reader.join(timeout=5)
         shutil.rmtree(self.tmpdir, ignore_errors=True)

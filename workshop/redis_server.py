@@ -17,7 +17,6 @@ import argparse
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import redis
 
-from workshop.processes import free_port, port_in_use
+from workshop.processes import Process, free_port, port_in_use
 from workshop.steps import ROOT
 
 DEFAULT_PORT = 6379
@@ -72,7 +71,7 @@ class RedisServer:
         self.port = port or free_port()
         self.binary = binary or find_redis_server()
         self.appendonly = appendonly
-        self.process: subprocess.Popen | None = None
+        self.process: Process | None = None
         self._dir: tempfile.TemporaryDirectory | None = None
 
     @property
@@ -93,53 +92,37 @@ class RedisServer:
 
     @property
     def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        return self.process is not None and self.process.running()
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         if self.running:
             raise RuntimeError(f"this Redis server (port {self.port}) is already running")
         if self._dir is None:  # after kill(), the same folder: the append-only file is read back
             self._dir = tempfile.TemporaryDirectory(prefix="workshop-redis-")
-        self.process = subprocess.Popen(
-            self.command(self._dir.name), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                output = self.process.stdout.read() if self.process.stdout else ""
-                self.stop()
-                raise RuntimeError(f"redis-server exited at start (port {self.port}):\n{output}")
+        self.process = Process(self.command(self._dir.name))
+        try:
+            self.process.start(port=self.port, timeout=timeout)
             # Our own process must be the one answering, not another server on the port.
-            if ping(self.url, timeout=0.2) and self.process.poll() is None:
-                return self
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"redis-server did not answer PING on port {self.port} within {timeout} s")
+            self.process._wait(lambda: ping(self.url, timeout=0.2), "an answer to PING", timeout)
+        except AssertionError as exc:
+            self.stop()
+            raise RuntimeError(f"redis-server did not start on port {self.port}: {exc}") from None
+        return self
 
     def stop(self) -> None:
         """Stop the server and delete its data."""
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._forget_process()
+        if self.process:
+            self.process.stop(timeout=5)
+        self.process = None
         if self._dir:
             self._dir.cleanup()
             self._dir = None
 
     def kill(self) -> None:
         """SIGKILL, as a crash or a power cut would: no shutdown, the data folder is kept."""
-        if self.process and self.process.poll() is None:
+        if self.process:
             self.process.kill()
-            self.process.wait()
-        self._forget_process()
-
-    def _forget_process(self) -> None:
-        if self.process and self.process.stdout:
-            self.process.stdout.close()
+            self.process.stop()  # collects what is left: its output, its temp folder
         self.process = None
 
     def __enter__(self) -> RedisServer:

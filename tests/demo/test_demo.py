@@ -98,7 +98,7 @@ def test_make_demo_starts_step_4_and_ctrl_c_stops_everything(demo):
     """The demo as a student runs it: a code sent and verified, then Ctrl-C while an SMS is in flight: the
     worker finishes it (warm shutdown) before Redis and the gateway stop, no traceback, nothing left."""
     # As the instructors' guide types it, with a classroom's throttle and daily cap.
-    d = demo("demo", SMS_THROTTLE_RATE="1000/hour", SMS_DAILY_LIMIT="1000")
+    d = demo("demo", SMS_THROTTLE_RATE="1000/hour", SMS_DAILY_LIMIT="1000", SMS_PREFIX_RATE="1000/hour")
 
     d.wait_for("==> ready")
     assert d.url("/") in d.output

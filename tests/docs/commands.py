@@ -35,7 +35,7 @@ COMMANDS = {
         DEMO + "test_make_demo_starts_step_4_and_ctrl_c_stops_everything",
     ],
     "REDIS_URL=redis://127.0.0.1:6390 make demo": DEMO + "test_make_run_step_2_and_3_with_an_existing_redis",
-    "SMS_THROTTLE_RATE=1000/hour SMS_DAILY_LIMIT=1000 make demo": DEMO
+    "SMS_THROTTLE_RATE=1000/hour SMS_DAILY_LIMIT=1000 SMS_PREFIX_RATE=1000/hour make demo": DEMO
     + "test_make_demo_starts_step_4_and_ctrl_c_stops_everything",
     "make test-step 1": DEMO + "test_step_dir_tests_a_students_copy",
     "make test-step 2": "tests/docs/test_docs.py::test_make_test_is_what_ci_runs",
@@ -82,8 +82,11 @@ COMMANDS = {
     "python manage.py check --deploy": "tests/step04/test_settings_and_logs.py::test_check_deploy_is_clean_in_production_mode",
     "DJANGO_DEBUG=0 DJANGO_SECRET_KEY=\"$(python -c 'import secrets; print(secrets.token_urlsafe(50))')\" DJANGO_ALLOWED_HOSTS=sms.example.com python manage.py check --deploy": "tests/step04/test_settings_and_logs.py::test_check_deploy_is_clean_in_production_mode",
     # Talking to the running demo (the demo test sends the same requests on its free ports).
-    "curl -i http://127.0.0.1:8000/users/sms/13800138000/": DEMO
-    + "test_make_demo_starts_step_4_and_ctrl_c_stops_everything",
+    # The chapter's GET: steps 1-3 send with it; step 4 answers it 405.
+    "curl -i http://127.0.0.1:8000/users/sms/13800138000/": [
+        DEMO + "test_make_run_step_1_waits_for_the_gateway",
+        HOSTILE_LIMITS + "test_the_chapters_get_and_head_send_nothing_through_the_server",
+    ],
     'curl -i -H "Content-Type: application/json" -d \'{"mobile": "13800138000"}\' http://127.0.0.1:8000/users/sms/': DEMO
     + "test_make_demo_starts_step_4_and_ctrl_c_stops_everything",
     'curl -i -H "Accept-Language: en" -H "Content-Type: application/json" -d \'{"mobile": "12345"}\' http://127.0.0.1:8000/users/sms/': HOSTILE_LIMITS
@@ -94,9 +97,10 @@ COMMANDS = {
     'curl -i -H "Content-Type: application/json" -d \'{"mobile": "13800138000", "code": "012345"}\' http://127.0.0.1:8000/users/sms/verify/': DEMO
     + "test_make_demo_starts_step_4_and_ctrl_c_stops_everything",
     # Windows (PowerShell): the same commands as above, which the Linux tests run.
-    "curl.exe -i http://127.0.0.1:8000/users/sms/13800138000/": WINDOWS_SAME_AS
-    + DEMO
-    + "test_make_demo_starts_step_4_and_ctrl_c_stops_everything",
+    "curl.exe -i http://127.0.0.1:8000/users/sms/13800138000/": [
+        WINDOWS_SAME_AS + DEMO + "test_make_run_step_1_waits_for_the_gateway",
+        WINDOWS_SAME_AS + HOSTILE_LIMITS + "test_the_chapters_get_and_head_send_nothing_through_the_server",
+    ],
     'Invoke-RestMethod -Method Post -Uri http://127.0.0.1:8000/users/sms/ -ContentType application/json -Body \'{"mobile": "13800138000"}\'': WINDOWS_SAME_AS
     + DEMO
     + "test_make_demo_starts_step_4_and_ctrl_c_stops_everything",
