@@ -5,11 +5,15 @@ provider still held the SMS" is a fact, not a stopwatch reading.
 """
 
 import os
+import subprocess
 import sys
 
 import pytest
+import redis
 
 from workshop.browser import INSTALL_HINT, StepServer, chromium_path, launch
+from workshop.processes import Process, free_port
+from workshop.steps import ROOT
 
 MOBILE = "13800138000"
 
@@ -41,8 +45,6 @@ def server(request):
 def page(browser, server):
     server.gateway.configure(hold=False, latency=0.3, fail_next=0)
     server.gateway.reset()
-    import redis
-
     redis.Redis.from_url(server.redis.url).flushall()
     context = browser.new_context(locale="zh-CN")
     page = context.new_page()
@@ -110,10 +112,6 @@ def test_an_invalid_number_shows_the_apis_message_next_to_the_field(page, server
 
 
 def test_make_screenshots_saves_the_page_before_and_after_a_send(tmp_path):
-    import subprocess
-
-    from workshop.browser import ROOT
-
     result = subprocess.run(
         ["make", "--no-print-directory", "screenshots"],
         cwd=ROOT, env={**os.environ, "SCREENSHOTS_OUT": str(tmp_path)}, capture_output=True, text=True, timeout=300,
@@ -162,8 +160,6 @@ def test_a_page_of_another_site_cannot_make_the_browser_send_or_read_the_phone(b
     """A page served from another origin (another port) tries what a hostile page can: an <img> on the
     chapter's GET, a text/plain <form> post, a no-cors fetch, a JSON fetch, reading the simulated phone
     and switching the gateway's faults on. Nothing is sent, read or changed."""
-    from workshop.processes import Process, free_port
-
     server.gateway.configure(hold=False, fail_rate=0.0, fail_next=0)
     server.gateway.reset()
     (tmp_path / "index.html").write_text(

@@ -82,7 +82,6 @@ class Stack:
             "DJANGO_SECURE_SSL_REDIRECT": "0",  # no TLS proxy in front of it here
             "GUNICORN_BIND": f"127.0.0.1:{self.web_port}",
             "SMS_GLOBAL_RATE": GLOBAL_RATE,
-            "RONGLIAN_READ_TIMEOUT": str(READ_TIMEOUT),
             "RONGLIAN_CONNECT_TIMEOUT": "0.5",
             "FLOWER_UNAUTHENTICATED_API": "true",  # Flower's HTTP API, read by the checks
         }
@@ -108,8 +107,11 @@ class Stack:
         threading.Thread(target=self._listen, daemon=True).start()
         return self
 
-    def start_worker(self, **env) -> Process:
-        """The Procfile's worker, sending task events (-E) so that what events carry can be checked."""
+    def start_worker(self, read_timeout: float = READ_TIMEOUT) -> Process:
+        """The Procfile's worker, sending task events (-E) so that what events carry can be checked, and
+        giving up on the provider after ``read_timeout``. A worker still running is replaced."""
+        if self.worker and self.worker.running():
+            self.worker.stop()  # idle between cells: no need to wait for a warm shutdown
         options = [
             *worker_options(step_folder(4)),
             "--loglevel=info",
@@ -119,8 +121,14 @@ class Stack:
         ]
         options += ["-c", str(WORKER_CONCURRENCY), "-n", f"hostile-{time.monotonic_ns()}@%h"]
         command = [sys.executable, "-m", "celery", "-A", "mycelery.main", "worker", *options]
-        self.worker = self._start(command, ready=" ready.", **env)
+        self.worker = self._start(command, ready=" ready.", RONGLIAN_READ_TIMEOUT=str(read_timeout))
+        self.worker_read_timeout = read_timeout
         return self.worker
+
+    def use_worker(self, read_timeout: float) -> None:
+        """A running worker with this read timeout: the one there is, or a new one."""
+        if not (self.worker and self.worker.running() and self.worker_read_timeout == read_timeout):
+            self.start_worker(read_timeout)
 
     def _listen(self):
         """Every event the workers send (what `celery events` and Flower receive), kept for the checks."""

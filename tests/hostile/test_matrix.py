@@ -33,6 +33,8 @@ from .stack import (
 )
 
 EXACT, AT_MOST, NONE = "exactly one SMS", "at most one SMS", "no SMS"
+# The read timeout of the crash cells' worker: longer than the gateway ever holds an SMS there.
+HELD = 30.0
 
 
 @dataclass
@@ -45,6 +47,7 @@ class Fault:
     observe: bool = False  # read inspect and Flower while SMS are in flight
 
     def during(self, stack, load):
+        stack.use_worker(READ_TIMEOUT)
         if self.gateway:
             stack.gateway.configure(**self.gateway)
         return load(stack)
@@ -61,8 +64,7 @@ class WorkerStopped(Fault):
     def during(self, stack, load):
         # A worker that waits for the held provider as long as it takes (the stack's gives up after
         # READ_TIMEOUT): the signal must find the SMS in flight.
-        stack.worker.stop(group=False)
-        stack.start_worker(RONGLIAN_READ_TIMEOUT="30")
+        stack.use_worker(HELD)
         stack.gateway.configure(hold=True)
         answers = load(stack)
         # Every task the worker runs is at the provider (its claim taken, its request sent): a crash
@@ -75,7 +77,7 @@ class WorkerStopped(Fault):
             worker.signal(signal.SIGTERM, group=False)
             threading.Timer(0.3, stack.gateway.release).start()
             worker.stop(timeout=20, group=False)
-            stack.start_worker()
+            stack.start_worker(HELD)
         else:
             worker.kill()
             stack.gateway.release()
@@ -83,7 +85,7 @@ class WorkerStopped(Fault):
                 "the crash should leave messages unacknowledged"
             )
             stack.hand_out_again()
-            stack.start_worker()
+            stack.start_worker(HELD)
         return answers
 
 
@@ -95,7 +97,8 @@ class RedisKilled(Fault):
         super().__init__(may_503=True)
 
     def during(self, stack, load):
-        stack.worker.stop(group=False)
+        stack.use_worker(READ_TIMEOUT)
+        stack.worker.stop()
         answers = load(stack)
         time.sleep(1.2)  # everysec: what was written a second ago is on disk
         for server in (stack.services.redis, stack.services.broker):
@@ -103,7 +106,7 @@ class RedisKilled(Fault):
         answers += [stack.send("13600136000", source="127.0.5.1")]  # Redis down: a quick 503
         for server in (stack.services.redis, stack.services.broker):
             server.start()
-        stack.start_worker()
+        stack.start_worker(READ_TIMEOUT)
         return answers
 
 
