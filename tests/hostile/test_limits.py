@@ -33,6 +33,29 @@ def code_of(stack, mobile):
         cache.close()
 
 
+def test_the_interval_through_the_server(stack):
+    """A second code for one number within SMS_INTERVAL_TIME: 429, its own message and Retry-After."""
+    stack.reset()
+
+    first, again = (
+        stack.send("13800138000", source="127.0.17.1"),
+        stack.send("13800138000", source="127.0.17.2"),
+    )
+
+    assert (first.status, again.status) == (200, 429)
+    assert "60秒内已经发送过短信" in again.body["error"] and 0 < int(again.headers["Retry-After"]) <= 60
+
+
+def test_checking_codes_is_throttled_per_client_through_the_server(stack):
+    """SMS_VERIFY_THROTTLE_RATE (30 an hour) checks from one address; the thirty-first is 429."""
+    stack.reset()
+
+    answers = [verify(stack, f"1{30 + i}00138000", "123456", source="127.0.18.1") for i in range(31)]
+
+    assert [a.status for a in answers] == [400] * 30 + [429]
+    assert "请求过于频繁" in answers[-1].body["error"]
+
+
 def test_the_per_client_throttle_through_the_server(stack):
     """One address, eleven numbers: SMS_THROTTLE_RATE (10 an hour) get a code, the eleventh is 429 with
     its own message."""

@@ -1,5 +1,10 @@
 """Step 4, bad input: every malformed request gets a 4xx with a clear JSON error, never a 5xx."""
 
+import ast
+import gettext
+import re
+
+import polib
 import pytest
 from django.test import Client
 
@@ -169,3 +174,29 @@ def test_every_error_under_the_api_is_json(debug, settings, monkeypatch):
         assert response.status_code == status
         assert response["Content-Type"] == "application/json", f"{status}: {response.content[:200]!r}"
         assert response.json()["error"], status
+
+
+def test_every_message_has_its_chinese_in_the_compiled_catalogue(step_path):
+    """Each translatable string of the code and the page (``_("...")``, ``{% translate "..." %}``) has a
+    Chinese translation in locale/zh_Hans/LC_MESSAGES/django.po, and django.mo is that file compiled
+    (after editing the .po: python manage.py compilemessages, which needs GNU gettext)."""
+    folder = step_path / "locale" / "zh_Hans" / "LC_MESSAGES"
+    catalogue = {
+        entry.msgid: entry.msgstr for entry in polib.pofile(str(folder / "django.po")) if not entry.obsolete
+    }
+    with open(folder / "django.mo", "rb") as compiled:
+        translations = gettext.GNUTranslations(compiled)
+
+    wanted = set()
+    for path in step_path.glob("users/**/*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            called = getattr(node, "func", None)
+            if isinstance(node, ast.Call) and getattr(called, "id", "") in ("_", "gettext_lazy", "gettext"):
+                wanted.add(node.args[0].value)
+    for path in step_path.glob("users/templates/**/*.html"):
+        wanted |= set(re.findall(r"""\{% translate "(.+?)"[ %]""", path.read_text()))
+    known = set(catalogue)
+
+    assert wanted and wanted <= known, f"not in django.po: {sorted(wanted - known)}"
+    assert all(catalogue.values()), f"no Chinese for: {[m for m, t in catalogue.items() if not t]}"
+    assert {m: translations.gettext(m) for m in catalogue} == catalogue, "django.mo is not django.po compiled"
