@@ -14,6 +14,8 @@ import threading
 import time
 from pathlib import Path
 
+import django
+import psutil
 import pytest
 
 from workshop.processes import Process, free_port
@@ -22,6 +24,8 @@ from workshop.steps import ROOT, step_environment
 
 # Short but real: the view still waits for it in step 1, and the tests stay quick.
 TEST_GATEWAY_LATENCY = 0.3
+# The number the tests ask codes for, unless a test needs others.
+MOBILE = "13800138000"
 
 
 class Services:
@@ -104,8 +108,6 @@ def configure_step(
     sys.path.insert(0, str(path))
     config.stash[STEP_PATH] = path
 
-    import django
-
     django.setup()
     return path
 
@@ -119,7 +121,7 @@ def missing(what: str, hint: str):
     both say how to get it."""
     if os.environ.get("CI", "").lower() not in ("", "0", "false"):
         pytest.fail(f"{what} is missing in CI. {hint}", pytrace=False)
-    pytest.skip(f"{what} is missing: {hint}")
+    pytest.skip(f"{what} is missing: {hint}", allow_module_level=True)
 
 
 def concurrently(count: int, one) -> list:
@@ -142,8 +144,6 @@ def concurrently(count: int, one) -> list:
 
 def left_running(processes, timeout: float = 10.0) -> list:
     """Of ``processes`` (psutil), those still running after ``timeout`` s to exit: zombies are not."""
-    import psutil
-
     _, alive = psutil.wait_procs(processes, timeout=timeout)
     running = []
     for process in alive:
@@ -159,9 +159,21 @@ class Worker(Process):
     """A real ``celery worker`` process started in the step folder, as a student starts it."""
 
     def __init__(self, cwd: Path, app: str, *extra: str, env: dict[str, str] | None = None):
-        args = [sys.executable, "-m", "celery", "-A", app, "worker", "--loglevel=info",
-                "--without-gossip", "--without-mingle", "--without-heartbeat",
-                "-n", f"test-{os.getpid()}-{time.monotonic_ns()}@%h", *extra]  # fmt: skip
+        args = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            app,
+            "worker",
+            "--loglevel=info",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-n",
+            f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
+            *extra,
+        ]
         super().__init__(args, cwd=cwd, env=env)
 
     @property

@@ -16,9 +16,13 @@ from workshop.redis_server import RedisServer
 from workshop.steps import step_environment, step_folder, worker_options
 
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 INSTALL_HINT = "sudo apt-get install chromium (Debian/Ubuntu), or set CHROMIUM=/path/to/chrome"
 
 

@@ -87,11 +87,22 @@ def check(n: int, workspace: Path | None, pytest_args: list[str]) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         junit = Path(tmp) / "report.xml"
         subprocess.run(
-            [sys.executable, "-m", "pytest", str(tests), "-q", "-p", "no:cacheprovider",
-             f"--junitxml={junit}", *pytest_args],
-            cwd=ROOT, env={**os.environ, "STEP_DIR": str(target)},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                str(tests),
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                f"--junitxml={junit}",
+                *pytest_args,
+            ],
+            cwd=ROOT,
+            env={**os.environ, "STEP_DIR": str(target)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         if not junit.exists():
             print(f"The step {n} tests could not run at all against {target}.", file=sys.stderr)
             return 2

@@ -123,9 +123,13 @@ class GatewayState:
     def snapshot(self) -> dict:
         with self.lock:
             return {
-                "latency": self.latency, "fail_rate": self.fail_rate, "fail_next": self.fail_next,
-                "fail_mode": self.fail_mode, "hold": self.hold, **self.counters,
-            }  # fmt: skip
+                "latency": self.latency,
+                "fail_rate": self.fail_rate,
+                "fail_next": self.fail_next,
+                "fail_mode": self.fail_mode,
+                "hold": self.hold,
+                **self.counters,
+            }
 
     def configure(self, changes: dict) -> None:
         for key, value in changes.items():
@@ -189,12 +193,19 @@ class GatewayState:
         delivered_at = time.time()
         with self.lock:
             for number in str(body["to"]).split(","):
-                self.messages.append({
-                    "to": number.strip(), "appId": body["appId"], "templateId": str(body["templateId"]),
-                    "datas": body["datas"], "text": render(body["templateId"], body["datas"]),
-                    "smsMessageSid": sid, "dateCreated": created,
-                    "received_at": received_at, "delivered_at": delivered_at,
-                })  # fmt: skip
+                self.messages.append(
+                    {
+                        "to": number.strip(),
+                        "appId": body["appId"],
+                        "templateId": str(body["templateId"]),
+                        "datas": body["datas"],
+                        "text": render(body["templateId"], body["datas"]),
+                        "smsMessageSid": sid,
+                        "dateCreated": created,
+                        "received_at": received_at,
+                        "delivered_at": delivered_at,
+                    }
+                )
             self.counters["delivered"] += 1
         return {"statusCode": SUCCESS, "templateSMS": {"dateCreated": created, "smsMessageSid": sid}}
 
@@ -497,8 +508,16 @@ class GatewayClient:
                 time.sleep(0.05)
 
 
-def send_template_sms(base_url, to, datas, template_id="1", account_sid=DEFAULT_ACCOUNT_SID,
-                      auth_token=DEFAULT_AUTH_TOKEN, app_id=DEFAULT_APP_ID, timestamp=None) -> dict:  # fmt: skip
+def send_template_sms(
+    base_url,
+    to,
+    datas,
+    template_id="1",
+    account_sid=DEFAULT_ACCOUNT_SID,
+    auth_token=DEFAULT_AUTH_TOKEN,
+    app_id=DEFAULT_APP_ID,
+    timestamp=None,
+) -> dict:
     """A reference signer, built like the official SDK builds its request."""
     timestamp = timestamp or beijing_now().strftime("%Y%m%d%H%M%S")
     url = f"{base_url.rstrip('/')}{SEND_PATH.format(account_sid)}?sig={signature(account_sid, auth_token, timestamp)}"
@@ -534,12 +553,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         server = GatewayServer(
-            args.host, args.port, args.latency,
+            args.host,
+            args.port,
+            args.latency,
             os.environ.get("RONGLIAN_ACC_ID", DEFAULT_ACCOUNT_SID),
             os.environ.get("RONGLIAN_ACC_TOKEN", DEFAULT_AUTH_TOKEN),
             os.environ.get("RONGLIAN_APP_ID", DEFAULT_APP_ID),
-            args.fail_rate, args.fail_next, args.fail_mode, args.allow_origin or default_origins(),
-        )  # fmt: skip
+            args.fail_rate,
+            args.fail_next,
+            args.fail_mode,
+            args.allow_origin or default_origins(),
+        )
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             print(

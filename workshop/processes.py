@@ -22,7 +22,8 @@ from pathlib import Path
 
 class Process:
     """``log``: also write the output to this file (kept after the process is gone). ``stdin``: a pipe
-    to the process, for :meth:`send`."""
+    to the process, for :meth:`send`. ``inherit=False``: ``env`` is the whole environment, not additions
+    to this process's."""
 
     def __init__(
         self,
@@ -31,13 +32,15 @@ class Process:
         env: dict[str, str] | None = None,
         log: Path | None = None,
         stdin: bool = False,
+        inherit: bool = True,
     ):
         self.args = [str(arg) for arg in args]
         self.cwd = cwd
         self.log_path, self.stdin = log, stdin
         # Its own temp dir: a process killed with SIGKILL cannot clean up after itself; stop() does.
         self.tmpdir = tempfile.mkdtemp(prefix="workshop-process-")
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "TMPDIR": self.tmpdir, **(env or {})}
+        base = os.environ if inherit else {}
+        self.env = {**base, "PYTHONUNBUFFERED": "1", "TMPDIR": self.tmpdir, **(env or {})}
         self.popen: subprocess.Popen | None = None
         self.lines: list[str] = []
         self._reader: threading.Thread | None = None
@@ -71,7 +74,7 @@ class Process:
         if ready is not None:
             self.wait_for(ready, timeout=timeout)
         if port is not None:
-            self._wait(lambda: port_in_use(port), f"port {port} to open", timeout)
+            self.wait_for_port(port, timeout)
         return self
 
     def _read(self) -> None:
@@ -99,10 +102,15 @@ class Process:
 
     def wait_for(self, text: str, timeout: float = 30.0) -> str:
         """Wait until the output contains ``text``; fail with the output if it does not."""
-        self._wait(lambda: text in self.output, repr(text), timeout)
+        self.wait_until(lambda: text in self.output, repr(text), timeout)
         return self.output
 
-    def _wait(self, done, what: str, timeout: float) -> None:
+    def wait_for_port(self, port: int, timeout: float = 30.0) -> None:
+        """Wait until something accepts connections on ``port``."""
+        self.wait_until(lambda: port_in_use(port), f"port {port} to open", timeout)
+
+    def wait_until(self, done, what: str, timeout: float = 30.0) -> None:
+        """Wait until ``done()``; fail, with the output, when the process exits first or time runs out."""
         deadline = time.monotonic() + timeout
         while not done():
             if not self.running():

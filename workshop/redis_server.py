@@ -86,9 +86,21 @@ class RedisServer:
             else ["--appendonly", "no"]
         )
         return [
-            self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", *persistence,
-            "--dir", data_dir, "--daemonize", "no", "--loglevel", "warning",
-        ]  # fmt: skip
+            self.binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            *persistence,
+            "--dir",
+            data_dir,
+            "--daemonize",
+            "no",
+            "--loglevel",
+            "warning",
+        ]
 
     @property
     def running(self) -> bool:
@@ -103,7 +115,7 @@ class RedisServer:
         try:
             self.process.start(port=self.port, timeout=timeout)
             # Our own process must be the one answering, not another server on the port.
-            self.process._wait(lambda: ping(self.url, timeout=0.2), "an answer to PING", timeout)
+            self.process.wait_until(lambda: ping(self.url, timeout=0.2), "an answer to PING", timeout)
         except AssertionError as exc:
             self.stop()
             raise RuntimeError(f"redis-server did not start on port {self.port}: {exc}") from None

@@ -11,17 +11,13 @@ import sys
 import pytest
 import redis
 
+from tests.harness import MOBILE, missing
 from workshop.browser import INSTALL_HINT, StepServer, chromium_path, launch
 from workshop.processes import Process, free_port
 from workshop.steps import ROOT
 
-MOBILE = "13800138000"
-
 if not chromium_path():
-    # CI installs Chromium (.ci/run): a missing browser there is a failure, not a skip.
-    if os.environ.get("CI", "").lower() not in ("", "0", "false"):
-        pytest.fail(f"Chromium is missing in CI. {INSTALL_HINT}", pytrace=False)
-    pytest.skip(f"the browser tests need Chromium: {INSTALL_HINT}", allow_module_level=True)
+    missing("Chromium", INSTALL_HINT)  # CI installs it (.ci/run): there a missing browser fails
 
 # Playwright is a dev dependency (make setup installs it): missing, it is an error, never a skip.
 from playwright import sync_api  # noqa: E402
@@ -114,8 +110,12 @@ def test_an_invalid_number_shows_the_apis_message_next_to_the_field(page, server
 def test_make_screenshots_saves_the_page_before_and_after_a_send(tmp_path):
     result = subprocess.run(
         ["make", "--no-print-directory", "screenshots"],
-        cwd=ROOT, env={**os.environ, "SCREENSHOTS_OUT": str(tmp_path)}, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        cwd=ROOT,
+        env={**os.environ, "SCREENSHOTS_OUT": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
     assert result.returncode == 0, result.stdout + result.stderr
     for name in ("step1-before", "step1-after", "step4-before", "step4-after"):

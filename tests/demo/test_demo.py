@@ -17,66 +17,47 @@ import requests
 from tests.harness import left_running
 from workshop.gateway import GatewayClient
 from workshop.processes import Process, free_port
+from workshop.redis_server import RedisServer
+from workshop.steps import ROOT, procfile, step_environment, step_folder
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+class Demo(Process):
+    """`make <args>` typed as a student types it, on free ports, stopped with Ctrl-C."""
 
-class Demo:
     def __init__(self, *make_args, **env):
         self.ports = {
             name: free_port() for name in ("WEB_PORT", "SMS_GATEWAY_PORT", "REDIS_PORT", "FLOWER_PORT")
         }
+        # The student's shell: none of the variables that the test run itself points at its services.
         environ = {
             k: v for k, v in os.environ.items() if not k.startswith(("REDIS_URL", "CELERY_", "RONGLIAN_"))
         }
         environ.update({k: str(v) for k, v in self.ports.items()}, **env)
-        self.process = subprocess.Popen(
-            ["make", "--no-print-directory", *make_args],
-            cwd=ROOT,
-            env=environ,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        self.lines = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.process.stdout:
-            self.lines.append(line)
-
-    @property
-    def output(self):
-        return "".join(self.lines)
+        super().__init__(["make", "--no-print-directory", *make_args], cwd=ROOT, env=environ, inherit=False)
 
     def wait_for(self, text, timeout=90):
-        deadline = time.monotonic() + timeout
-        while text not in self.output:
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"never saw {text!r}; output:\n{self.output}")
-            time.sleep(0.1)
+        return super().wait_for(text, timeout=timeout)
 
     def url(self, path):
         return f"http://127.0.0.1:{self.ports['WEB_PORT']}{path}"
 
-    def stop(self):
-        """Ctrl-C, as a student stops it; return the processes that outlived it."""
-        group = [p for p in psutil.process_iter(["pid"]) if _in_group(p, self.process.pid)]
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGINT)
+    def ctrl_c(self):
+        """Ctrl-C, as a student stops it; return the processes that outlived it (honcho starts each in a
+        session of its own, so they are found as descendants, not by process group)."""
+        if not self.popen:
+            return []
+        try:
+            descendants = psutil.Process(self.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            descendants = []
+        if self.running():
+            self.signal(signal.SIGINT)
             try:
-                self.process.wait(timeout=20)
+                self.popen.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-        return left_running(group)  # what is still exiting gets a moment
-
-
-def _in_group(process, pgid):
-    try:
-        return os.getpgid(process.pid) == pgid
-    except (ProcessLookupError, psutil.Error):
-        return False
+                self.kill()
+        self.stop()  # collects the output and the temp folder
+        return left_running(descendants)  # what is still exiting gets a moment
 
 
 @pytest.fixture
@@ -84,14 +65,14 @@ def demo():
     started = []
 
     def start(*make_args, **env):
-        started.append(Demo(*make_args, **env))
+        started.append(Demo(*make_args, **env).start())
         return started[-1]
 
     yield start
     for d in started:
-        d.stop()
+        d.ctrl_c()
         # Step 4's Redis keeps its data in .run/redis-PORT: these ports are the test's own.
-        shutil.rmtree(Path(ROOT) / ".run" / f"redis-{d.ports['REDIS_PORT']}", ignore_errors=True)
+        shutil.rmtree(ROOT / ".run" / f"redis-{d.ports['REDIS_PORT']}", ignore_errors=True)
 
 
 def test_make_demo_starts_step_4_and_ctrl_c_stops_everything(demo):
@@ -120,7 +101,7 @@ def test_make_demo_starts_step_4_and_ctrl_c_stops_everything(demo):
     gateway.wait_until_held(1, timeout=30)
     threading.Timer(1.0, gateway.release).start()  # the provider answers a moment after Ctrl-C
 
-    survivors = d.stop()
+    survivors = d.ctrl_c()
 
     assert survivors == [], f"still running after Ctrl-C: {[p.cmdline() for p in survivors]}"
     assert "SMS to 139****9000 sent" in d.output, "the SMS in flight is finished (warm shutdown)"
@@ -133,8 +114,6 @@ def test_make_demo_starts_step_4_and_ctrl_c_stops_everything(demo):
 @pytest.mark.parametrize("step", ["2", "3"])
 def test_make_run_step_2_and_3_with_an_existing_redis(demo, step):
     """`REDIS_URL=... make run-step N`: nothing else is started for Redis, and Celery uses it too."""
-    from workshop.redis_server import RedisServer
-
     with RedisServer() as redis_server:
         d = demo("run-step", step, REDIS_URL=redis_server.url)
         d.wait_for("==> ready")
@@ -146,44 +125,35 @@ def test_make_run_step_2_and_3_with_an_existing_redis(demo, step):
         assert f"REDIS_URL is set: using {redis_server.url}" in d.output
         if step == "3":  # the worker took the message from this Redis
             d.wait_for("succeeded")
-        assert d.stop() == []
+        assert d.ctrl_c() == []
 
 
-def procfile(name):
-    """A line of step 4's Procfile, as a command to run with sh (it uses ${WEB_PORT:-8000} and the like)."""
-    lines = (Path(ROOT) / "step04_final" / "Procfile").read_text().splitlines()
-    [line] = [line for line in lines if line.startswith(f"{name}:")]
-    return ["sh", "-c", "exec " + line.split(":", 1)[1].strip()]
-
-
-def test_the_demos_redis_keeps_queued_sms_through_a_crash(tmp_path):
+def test_the_demos_redis_keeps_queued_sms_through_a_crash():
     """Step 4's Redis keeps its data (appendonly, appendfsync everysec, in .run/): twenty sends queued with
     no worker running, Redis killed with SIGKILL and started again, then the worker: twenty SMS, one each."""
-    ports = {name: str(free_port()) for name in ("WEB_PORT", "SMS_GATEWAY_PORT", "REDIS_PORT")}
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_URL", "CELERY_", "RONGLIAN_"))}
-    env.update(ports, REDIS_URL=f"redis://127.0.0.1:{ports['REDIS_PORT']}", PYTHONPATH=ROOT)
-    env.update(
-        CELERY_BROKER_URL=f"{env['REDIS_URL']}/15",
-        RONGLIAN_BASE_URL=f"http://127.0.0.1:{ports['SMS_GATEWAY_PORT']}",
+    ports = {name: free_port() for name in ("WEB_PORT", "SMS_GATEWAY_PORT", "REDIS_PORT")}
+    redis_url, gateway_url = (
+        f"redis://127.0.0.1:{ports['REDIS_PORT']}",
+        f"http://127.0.0.1:{ports['SMS_GATEWAY_PORT']}",
     )
-    # The Procfile says `python` and `celery`: the virtual environment's, as `make` puts it first on PATH.
+    env = {name: str(number) for name, number in ports.items()}
     env.update(
-        SMS_THROTTLE_RATE="1000/hour",
-        SMS_GATEWAY_LATENCY="0.05",
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
+        step_environment(redis_url, gateway_url), SMS_THROTTLE_RATE="1000/hour", SMS_GATEWAY_LATENCY="0.05"
     )
-    data = Path(ROOT) / ".run" / f"redis-{ports['REDIS_PORT']}"
-    cwd = Path(ROOT) / "step04_final"
+    # The Procfile says `python` and `celery`: the virtual environment's, as `make` puts them first on PATH.
+    env.update(PYTHONPATH=str(ROOT), PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    folder = step_folder(4)
+    lines = procfile(folder)
     started = []
 
     def start(name, **wait):
-        started.append(Process(procfile(name), cwd=cwd, env=env).start(**wait))
+        started.append(Process(["sh", "-c", f"exec {lines[name]}"], cwd=folder, env=env).start(**wait))
         return started[-1]
 
     try:
-        redis_server = start("redis", port=int(ports["REDIS_PORT"]))
-        start("gateway", port=int(ports["SMS_GATEWAY_PORT"]))
-        start("web", port=int(ports["WEB_PORT"]))
+        redis_server = start("redis", port=ports["REDIS_PORT"])
+        start("gateway", port=ports["SMS_GATEWAY_PORT"])
+        start("web", port=ports["WEB_PORT"])
         numbers = [f"1380013{i:04d}" for i in range(20)]
         for number in numbers:
             sent = requests.post(
@@ -193,19 +163,20 @@ def test_the_demos_redis_keeps_queued_sms_through_a_crash(tmp_path):
         time.sleep(1.2)  # appendfsync everysec: what was written more than a second ago is on disk
 
         redis_server.kill()
-        start("redis", port=int(ports["REDIS_PORT"]))
-        start("worker", ready=" ready.")
+        start("redis", port=ports["REDIS_PORT"])
+        worker = start("worker", ready=" ready.")
 
-        gateway = GatewayClient(env["RONGLIAN_BASE_URL"])
+        gateway = GatewayClient(gateway_url)
+        gateway.wait_for_messages(numbers[-1], timeout=60)
+        worker.wait_for("] succeeded in")
         deadline = time.monotonic() + 60
-        while len(gateway.inbox()) < 20 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        time.sleep(1)  # a twenty-first would come now
+        while worker.output.count("] succeeded in") < 20 and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert sorted(m["to"] for m in gateway.inbox()) == numbers, "each queued SMS once, none lost"
     finally:
         for process in reversed(started):
-            process.stop(group=not process.args[-1].startswith("exec celery"))
-        shutil.rmtree(data, ignore_errors=True)
+            process.stop(group=process is not started[-1])  # the worker: a warm shutdown
+        shutil.rmtree(ROOT / ".run" / f"redis-{ports['REDIS_PORT']}", ignore_errors=True)
 
 
 def test_make_redis_and_make_worker(demo):
@@ -219,16 +190,14 @@ def test_make_redis_and_make_worker(demo):
     worker.wait_for(" ready.")
 
     assert ". send_sms2" in worker.output
-    assert worker.stop() == []
-    assert redis_d.stop() == []
+    assert worker.ctrl_c() == []
+    assert redis_d.ctrl_c() == []
 
 
 def test_step_dir_tests_a_students_copy(tmp_path):
     """`STEP_DIR=path make test-step 1`: the same tests, against another copy of the step."""
-    import shutil
-
     copy = tmp_path / "step01"
-    shutil.copytree(os.path.join(ROOT, "step01_sync"), copy)
+    shutil.copytree(step_folder(1), copy)
     views = copy / "users" / "views.py"
     views.write_text(views.read_text().replace('if redis.get("interval_%s" % mobile):', "if False:"))
 
@@ -255,7 +224,7 @@ def test_make_run_step_1_waits_for_the_gateway(demo):
 
     assert sent.status_code == 200
     assert time.monotonic() - started >= 0.5, "step 1 answers only after the gateway"
-    assert d.stop() == []
+    assert d.ctrl_c() == []
 
 
 def test_a_port_in_use_is_named_with_the_way_out(demo):
@@ -264,28 +233,19 @@ def test_a_port_in_use_is_named_with_the_way_out(demo):
         busy.listen()
         port = busy.getsockname()[1]
         d = demo("demo", WEB_PORT=str(port))
-        d.process.wait(timeout=60)
+        d.popen.wait(timeout=60)
 
-    assert d.process.returncode != 0
+    assert d.popen.returncode != 0
     assert f"Port {port} (Django) is already in use" in d.output
     assert f"WEB_PORT={port + 10} make" in d.output
 
 
 def test_make_flower_serves_the_dashboard(demo):
-    from workshop.redis_server import RedisServer
-
     with RedisServer() as redis_server:
         d = demo("flower", REDIS_URL=redis_server.url)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                page = requests.get(f"http://127.0.0.1:{d.ports['FLOWER_PORT']}/", timeout=5)
-                break
-            except requests.ConnectionError:
-                if d.process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"Flower did not start; output:\n{d.output}") from None
-                time.sleep(0.3)
+        d.wait_for_port(d.ports["FLOWER_PORT"], timeout=60)
+        page = requests.get(f"http://127.0.0.1:{d.ports['FLOWER_PORT']}/", timeout=5)
 
         assert page.status_code == 200
         assert "Flower" in page.text
-        assert d.stop() == []
+        assert d.ctrl_c() == []

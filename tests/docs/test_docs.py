@@ -1,11 +1,15 @@
 """The docs site: builds strict, both languages match, code comes from the steps, commands are tested."""
 
+import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
+import threading
 import time
+import tomllib
 
 import pytest
 import requests
@@ -23,7 +27,9 @@ from tests.docs.pages import (
     shell_commands,
     snippets,
 )
+from workshop.gateway import GatewayClient, GatewayServer, send_template_sms
 from workshop.processes import free_port
+from workshop.testrun import suites
 
 PAGES = [
     "index",
@@ -229,8 +235,6 @@ def test_make_test_is_what_ci_runs():
     assert "make test " in readme or "make test\n" in readme
     assert "-m pytest tests/step0$(N)" in makefile
     assert "-m pytest tests/hostile $(PYTEST_ARGS)" in makefile, "make test-hostile runs what make test runs"
-    from workshop.testrun import suites
-
     names = [s.name for s in suites(["1", "2", "3", "4"])]
     assert names[:5] == ["workshop", "step01", "step02", "step03", "step04"]
     assert "hostile" in names
@@ -282,9 +286,17 @@ def test_activating_the_virtual_environment_puts_python_and_celery_on_path():
     )
 
     result = subprocess.run(
-        ["bash", "-c", f"{activate} && cd step02_celery_intro && command -v python celery && celery -A mycelery.main report"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            "bash",
+            "-c",
+            f"{activate} && cd step02_celery_intro && command -v python celery && celery -A mycelery.main report",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.splitlines()[:2] == [f"{venv_bin}/python", f"{venv_bin}/celery"]
@@ -293,8 +305,6 @@ def test_activating_the_virtual_environment_puts_python_and_celery_on_path():
 
 def test_the_windows_install_line_asks_for_what_pyproject_pins():
     """setup.md's native-Windows `pip install` line (no make there) must not drift from pyproject.toml."""
-    import tomllib
-
     pinned = {
         re.split(r"[<>=\[]", spec)[0].lower(): spec
         for spec in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
@@ -321,9 +331,6 @@ def gateway_control_lines(page):
 def run_curl_line(line, port):
     """A reference-page curl line against a gateway on a free port: with curl itself when it is installed,
     else the same request (method, header, body, URL) read from the line."""
-    import json
-    import shlex
-
     line = line.replace("127.0.0.1:8881", f"127.0.0.1:{port}")
     if shutil.which("curl"):
         result = subprocess.run(["bash", "-c", line], capture_output=True, text=True, timeout=30)
@@ -338,10 +345,6 @@ def run_curl_line(line, port):
 
 def test_the_gateway_control_commands_on_the_reference_page_reproduce_step_4s_failures():
     """reference.md#gateway: the curl lines, as typed (on a free port), steer a running gateway."""
-    import threading
-
-    from workshop.gateway import GatewayClient, GatewayServer, send_template_sms
-
     lines = gateway_control_lines("reference.md")
     assert lines == gateway_control_lines("reference.en.md")
     fail_two, hold, release, show = lines

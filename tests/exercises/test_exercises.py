@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from tests.docs.pages import ROOT
+from workshop.steps import ROOT
 
 
 def make(*args, workspace, timeout=600):
@@ -23,10 +23,22 @@ def make(*args, workspace, timeout=600):
 
 def check(n, folder, *pytest_args):
     return subprocess.run(
-        [str(ROOT / ".venv/bin/python"), "-m", "workshop.exercise", "check", str(n), "--workspace", str(folder),
-         "--", *pytest_args],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            str(ROOT / ".venv/bin/python"),
+            "-m",
+            "workshop.exercise",
+            "check",
+            str(n),
+            "--workspace",
+            str(folder),
+            "--",
+            *pytest_args,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_start_step_copies_the_previous_step(tmp_path):

@@ -4,7 +4,7 @@ import threading
 
 from django.test import Client
 
-MOBILE = "13800138000"
+from tests.harness import MOBILE
 
 
 def send(client, mobile=MOBILE):

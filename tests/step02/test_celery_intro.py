@@ -62,9 +62,17 @@ def test_config_uses_redis_db_15_and_14_overridable_from_the_environment(service
     # Without them, what config.py says is what the worker uses: the chapter's db 15 and db 14.
     env = {k: v for k, v in os.environ.items() if not k.startswith("CELERY_")}
     shown = subprocess.run(
-        [sys.executable, "-c", "from mycelery.main import app; print(app.conf.broker_url); print(app.conf.result_backend)"],
-        cwd=step_path, env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "from mycelery.main import app; print(app.conf.broker_url); print(app.conf.result_backend)",
+        ],
+        cwd=step_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert shown.returncode == 0, shown.stderr
     broker_url, result_backend = shown.stdout.split()
     assert broker_url.startswith("redis://") and broker_url.endswith("/15"), (

@@ -2,7 +2,7 @@
 
 import threading
 
-MOBILE = "13800138000"
+from tests.harness import MOBILE
 
 
 def request_in_background(client, mobile=MOBILE):

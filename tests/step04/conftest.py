@@ -1,10 +1,8 @@
 import pytest
 from django.test import Client
 
-from tests.harness import configure_step
+from tests.harness import MOBILE, configure_step
 from workshop.steps import step_folder, worker_options
-
-MOBILE = "13800138000"
 
 
 def pytest_configure(config):

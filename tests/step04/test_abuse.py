@@ -5,9 +5,7 @@ import ipaddress
 import pytest
 import redis
 
-from tests.harness import concurrently
-
-from .conftest import MOBILE
+from tests.harness import MOBILE, concurrently
 
 
 @pytest.fixture

@@ -8,10 +8,9 @@ import time
 
 import pytest
 
+from tests.harness import MOBILE
 from workshop.gateway import PERMANENT_CODES, TRANSIENT_CODES, GatewayServer
 from workshop.processes import free_port
-
-from .conftest import MOBILE
 
 TASK = "mycelery.sms.tasks.send_sms"
 

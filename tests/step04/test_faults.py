@@ -5,9 +5,7 @@ import time
 import pytest
 import redis
 
-from tests.harness import concurrently
-
-from .conftest import MOBILE
+from tests.harness import MOBILE, concurrently
 
 # Not a speed figure: a bound that only a hang breaks (the view gives up after about 0.5 s).
 NO_HANG = 2.0

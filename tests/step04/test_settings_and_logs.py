@@ -7,9 +7,8 @@ import secrets
 import subprocess
 import sys
 
+from tests.harness import MOBILE
 from workshop.gateway import TRANSIENT_CODES
-
-from .conftest import MOBILE
 
 
 def manage(step_path, *args, **env):
@@ -65,9 +64,17 @@ def test_celery_reads_django_settings_with_the_celery_namespace(services, step_p
     env = {k: v for k, v in os.environ.items() if not k.startswith("CELERY_")}
     env["REDIS_URL"] = "redis://127.0.0.1:6390"
     shown = subprocess.run(
-        [sys.executable, "-c", "from mycelery.main import app; print(app.conf.broker_url, app.conf.result_backend)"],
-        cwd=step_path, env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "from mycelery.main import app; print(app.conf.broker_url, app.conf.result_backend)",
+        ],
+        cwd=step_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.split() == ["redis://127.0.0.1:6390/15", "redis://127.0.0.1:6390/14"]
     assert app.conf.task_acks_late is True

@@ -2,7 +2,7 @@
 
 import time
 
-from .conftest import MOBILE
+from tests.harness import MOBILE
 
 WRONG = "验证码错误或已失效"
 

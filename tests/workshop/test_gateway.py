@@ -11,6 +11,7 @@ import pytest
 import requests
 from ronglian_sms_sdk import SmsSDK
 
+from tests.harness import MOBILE
 from workshop.gateway import (
     DEFAULT_ACCOUNT_SID,
     DEFAULT_APP_ID,
@@ -25,8 +26,6 @@ from workshop.gateway import (
     signature,
 )
 from workshop.processes import free_port
-
-MOBILE = "13800138000"
 
 
 @pytest.fixture
