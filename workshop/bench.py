@@ -45,7 +45,7 @@ from pathlib import Path
 import redis
 
 from workshop import bench_report as report
-from workshop.bench_producer import mobile
+from workshop.bench_producer import nth_mobile
 from workshop.gateway import GatewayClient
 from workshop.processes import Process, can_use_many_addresses, free_port
 from workshop.redis_server import RedisServer, find_redis_server
@@ -98,7 +98,7 @@ class Plan:
     redis_ops: int = 50_000
 
 
-# The quick run keeps one of each pool for delivery; the full run has every row issue 6 asks for.
+# The quick run keeps one of each pool for delivery; the full run has every row the page shows.
 QUICK = Plan("quick", slow_seconds=2.5, slow_min=3, fast_requests={1: 200, 10: 600}, fast_seconds=15,
              delay_calls=500, delivery_pools=(("prefork", 2), ("threads", 100), ("gevent", 100)),
              burst_waves=5, burst_seconds=8, paced_messages=50, noop_tasks=2000, redis_ops=50_000)  # fmt: skip
@@ -209,7 +209,7 @@ def http_load(step: int, port: int, first: int, count: int, concurrency: int, ma
 
     def client() -> None:
         while (i := take()) is not None:
-            request = send_request(step, port, mobile(first + i))
+            request = send_request(step, port, nth_mobile(first + i))
             started = time.perf_counter()
             try:
                 status = get(request, client_address(first + i) if many_addresses else None)
@@ -525,7 +525,7 @@ class Bench:
             answer = producer.ask({"op": "enqueue", "first": first, "count": burst, "rate": 0})
             enqueue_done = answer["enqueued"][-1][1]
             self.wait_delivered(baseline, burst, timeout=self.plan.burst_seconds)
-            sent = {mobile(first + i) for i in range(burst)}
+            sent = {nth_mobile(first + i) for i in range(burst)}
             delivered_at = [m["delivered_at"] for m in self.gateway.inbox() if m["to"] in sent]
         finally:
             worker.stop()

@@ -19,7 +19,7 @@ import sys
 import time
 
 
-def mobile(n: int) -> str:
+def nth_mobile(n: int) -> str:
     """The n-th test number: distinct per message, and a valid mainland number for step 4's check."""
     return f"13{n % 10**9:09d}"
 
@@ -52,12 +52,12 @@ def view_calls(task):
 
 def delay_cost(task, remember, call, first: int, count: int, warmup: int) -> dict:
     for i in range(warmup):
-        remember(mobile(first + i))
-        call(mobile(first + i))
+        remember(nth_mobile(first + i))
+        call(nth_mobile(first + i))
     durations = []
     clock = time.perf_counter
     for i in range(warmup, warmup + count):
-        number = mobile(first + i)
+        number = nth_mobile(first + i)
         remember(number)
         started = clock()
         call(number)
@@ -74,7 +74,7 @@ def enqueue(remember, call, first: int, count: int, rate: float) -> dict:
             wait = started + i / rate - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
-        number = mobile(first + i)
+        number = nth_mobile(first + i)
         sent.append([number, time.time()])
         remember(number)
         call(number)

@@ -58,7 +58,7 @@ def start(n: int, force: bool) -> int:
     return 0
 
 
-def test_docstrings(folder: Path) -> dict[str, str]:
+def docstrings_of_tests(folder: Path) -> dict[str, str]:
     """First docstring line of every test function in a tests folder, by name."""
     docs = {}
     for path in folder.glob("test_*.py"):
@@ -108,7 +108,7 @@ def check(n: int, workspace: Path | None, pytest_args: list[str]) -> int:
             return 2
         cases = list(ET.parse(junit).getroot().iter("testcase"))
 
-    docs = test_docstrings(tests)
+    docs = docstrings_of_tests(tests)
     passed, missing = [], []
     for case in cases:
         problem = case.find("failure")

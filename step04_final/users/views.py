@@ -89,7 +89,7 @@ class SMSCodeAPIView(APIView):
             return too_many(refused.message, retry_after)
         # --8<-- [end:caps]
 
-        # 3. 生成短信验证码: secrets, not random; 6 digits. The message will carry only `ref`.
+        # 3. 生成短信验证码: secrets, not random, SMS_CODE_LENGTH digits. The message will carry only `ref`.
         # --8<-- [start:code]
         sms_code = f"{secrets.randbelow(10**constants.SMS_CODE_LENGTH):0{constants.SMS_CODE_LENGTH}d}"
         ref = secrets.token_urlsafe(16)
@@ -169,7 +169,10 @@ class SMSCodeVerifyAPIView(APIView):
             # The last try of this code was wrong (or it had none left): the code is destroyed.
             redis.eval(limits.USE_CODE, 3, *keys, stored, 0)
             logger.info("SMS code for %s destroyed after %d attempts", mask_mobile(mobile), attempt)
-        return Response({"error": WRONG_CODE % {"attempts": constants.SMS_MAX_ATTEMPTS}}, status=400)
+        return Response(
+            {"error": WRONG_CODE % {"attempts": constants.SMS_MAX_ATTEMPTS}},
+            status=status.HTTP_400_BAD_REQUEST,
+        )
         # --8<-- [end:verify]
 
 

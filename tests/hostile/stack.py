@@ -174,7 +174,7 @@ class Stack:
 
     def hand_out_again(self) -> None:
         """What the broker does with a dead worker's unacknowledged messages once the visibility timeout
-        has passed: put them back in their queue (kombu's own restore, now instead of in 60 s)."""
+        has passed: put them back in their queue (kombu's own restore, now instead of after the visibility timeout)."""
         from mycelery.main import app
 
         options = {**app.conf.broker_transport_options, "visibility_timeout": 0}

@@ -17,7 +17,7 @@ def three_per_minute(monkeypatch):
 
 
 def test_the_interval_refuses_with_429_and_retry_after(send, sms_redis):
-    """A second code for one number within 60 s: 429, its own message, and Retry-After."""
+    """A second code for one number within SMS_INTERVAL_TIME: 429, its own message, and Retry-After."""
     assert send().status_code == 200
 
     again = send()
@@ -94,7 +94,7 @@ def test_the_daily_cap_per_number_has_its_own_message(send, sms_redis, settings)
     settings.SMS_DAILY_LIMIT = 2
     for _ in range(2):
         assert send().status_code == 200
-        sms_redis.delete(f"interval_{MOBILE}")  # as if the 60 s interval had passed
+        sms_redis.delete(f"interval_{MOBILE}")  # as if the interval had passed
 
     capped = send()
 

@@ -13,7 +13,7 @@ import pytest
 
 from tests.harness import left_running
 from workshop import bench, bench_report
-from workshop.bench_producer import mobile
+from workshop.bench_producer import nth_mobile
 from workshop.bench_report import (
     check_targets,
     endpoint_ratios,
@@ -243,7 +243,7 @@ def test_formatting_of_small_and_large_figures():
 
 
 def test_every_request_has_its_own_valid_mobile_number_and_client_address():
-    numbers = [mobile(i) for i in range(0, 200_000, 7)]
+    numbers = [nth_mobile(i) for i in range(0, 200_000, 7)]
     assert len(set(numbers)) == len(numbers)
     assert all(re.fullmatch(r"1[3-9]\d{9}", n) for n in numbers)  # step 4's mainland check
     addresses = [bench.client_address(i) for i in range(100_000)]
@@ -254,7 +254,7 @@ def test_every_request_has_its_own_valid_mobile_number_and_client_address():
     )
 
 
-def test_plans_stay_within_what_issue_6_asks_for():
+def test_plans_stay_within_what_the_page_promises():
     threads = int(bench.GUNICORN_ARGS[1][bench.GUNICORN_ARGS[1].index("--threads") + 1])
     assert threads >= max(bench.CONCURRENCIES)  # step 1 never queues in one gunicorn process
     assert set(bench.QUICK.delivery_pools) <= set(bench.DELIVERY_POOLS)
