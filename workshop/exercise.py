@@ -59,14 +59,15 @@ def start(n: int, force: bool) -> int:
 
 
 def docstrings_of_tests(folder: Path) -> dict[str, str]:
-    """First docstring line of every test function in a tests folder, by name."""
+    """What every test function in a tests folder checks, by name: its docstring's first paragraph, on
+    one line."""
     docs = {}
     for path in folder.glob("test_*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
                 doc = ast.get_docstring(node)
                 if doc:
-                    docs[node.name] = doc.strip().splitlines()[0]
+                    docs[node.name] = " ".join(doc.split("\n\n")[0].split())
     return docs
 
 

@@ -368,3 +368,25 @@ def test_the_gateway_control_commands_on_the_reference_page_reproduce_step_4s_fa
 
         state = run_curl_line(show, port)
         assert (state["failed"], state["delivered"], state["held"]) == (2, 2, 0)
+
+
+def test_the_readmes_layout_names_every_module_and_folder():
+    """README.md's layout has a line for each workshop module and each tests folder, and nothing more."""
+    layout = (ROOT / "README.md").read_text().split("## Layout", 1)[1].split("```")[1]
+    listed: dict[str, set[str]] = {}
+    for line in layout.splitlines():
+        if line and not line.startswith(" "):
+            under = listed.setdefault(line.split()[0], set())
+        elif line.strip():
+            names = line.strip().split("  ")[0]  # a name, "a.py, b.py", or "step01/ ... step04/"
+            if " ... " in names:
+                first, last = names.split(" ... ")
+                names = ", ".join(f"step0{n}/" for n in range(int(first[5]), int(last[5]) + 1))
+            under |= {name.strip() for name in names.split(",")}
+
+    modules = {p.name for p in (ROOT / "workshop").glob("*.py") if p.name != "__init__.py"}
+    tests = {f"{p.name}/" for p in (ROOT / "tests").iterdir() if p.is_dir() and p.name[0] not in "_."}
+    tests |= {p.name for p in (ROOT / "tests").glob("*.py") if p.name != "__init__.py"}
+
+    assert listed["workshop/"] == modules
+    assert listed["tests/"] == tests

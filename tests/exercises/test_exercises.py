@@ -1,12 +1,14 @@
 """Exercises check themselves: an unchanged copy of step N-1 fails step N's checks, naming what is
 missing; the reference step passes. `make start-step N` / `make check-step N`, as a student types them."""
 
+import ast
 import os
 import shutil
 import subprocess
 
 import pytest
 
+from workshop.exercise import docstrings_of_tests
 from workshop.steps import ROOT
 
 
@@ -101,3 +103,23 @@ def test_check_step_without_a_workspace_says_what_to_do(tmp_path):
 
     assert result.returncode != 0
     assert "Run `make start-step 2` first" in result.stderr
+
+
+def test_every_check_a_student_runs_says_what_it_checks():
+    """Each test of tests/step0N (what `make check-step N` runs) has a docstring whose first paragraph
+    fits on one line: the check prints it next to a failure."""
+    for folder in sorted((ROOT / "tests").glob("step0*")):
+        names = {
+            node.name
+            for path in folder.glob("test_*.py")
+            for node in ast.parse(path.read_text()).body
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")
+        }
+        docs = docstrings_of_tests(folder)
+
+        assert names, f"no tests in {folder}"
+        assert not names - docs.keys(), (
+            f"{folder.name}: tests without a docstring: {sorted(names - docs.keys())}"
+        )
+        too_long = sorted(name for name, doc in docs.items() if len(doc) > 200)
+        assert not too_long, f"{folder.name}: a first paragraph longer than 200 characters: {too_long}"

@@ -12,6 +12,7 @@ def send(client, mobile=MOBILE):
 
 
 def test_sms_reaches_the_gateway_with_the_code_stored_in_redis(client, gateway, sms_redis):
+    """The view sends the SMS itself: the gateway receives the 4-digit code that Redis stores."""
     response = send(client)
 
     assert response.status_code == 200, response.content
@@ -25,6 +26,7 @@ def test_sms_reaches_the_gateway_with_the_code_stored_in_redis(client, gateway, 
 
 
 def test_code_expires_after_sms_expire_time_and_interval_after_sms_interval_time(client, gateway, sms_redis):
+    """The code lives SMS_EXPIRE_TIME, the interval SMS_INTERVAL_TIME (a Redis pipeline sets both)."""
     from users import constants
 
     send(client)
@@ -35,6 +37,7 @@ def test_code_expires_after_sms_expire_time_and_interval_after_sms_interval_time
 
 
 def test_interval_refuses_a_second_request(client, gateway, sms_redis):
+    """A second request within the interval gets the chapter's 400 and sends nothing."""
     assert send(client).status_code == 200
     first_code = sms_redis.get(f"sms_{MOBILE}")
 
@@ -47,6 +50,7 @@ def test_interval_refuses_a_second_request(client, gateway, sms_redis):
 
 
 def test_another_number_is_not_held_back_by_the_interval(client, gateway):
+    """The interval is per number: another number gets its SMS."""
     assert send(client, "13800138000").status_code == 200
     assert send(client, "13900139000").status_code == 200
     assert len(gateway.inbox(to="13900139000")) == 1
@@ -72,6 +76,7 @@ def test_the_request_waits_for_the_gateway(client, gateway):
 
 
 def test_a_failing_gateway_gives_a_json_error_and_stores_nothing(client, gateway, sms_redis):
+    """The provider refuses: a JSON 502, and no interval left to wait out."""
     gateway.configure(fail_next=1)
 
     response = send(client)
@@ -84,6 +89,7 @@ def test_a_failing_gateway_gives_a_json_error_and_stores_nothing(client, gateway
 
 
 def test_the_page_has_the_button_and_the_phone(client):
+    """The page at / has the 获取验证码 button and the simulated phone."""
     response = client.get("/")
 
     html = response.content.decode()

@@ -35,6 +35,7 @@ def run_as_typed(command, step_path):
 
 
 def test_the_step_has_the_mycelery_package(step_path):
+    """Step 2 adds the package mycelery/ (config.py, main.py, sms/tasks.py)."""
     missing = [
         name
         for name in (
@@ -84,6 +85,7 @@ def test_config_uses_redis_db_15_and_14_overridable_from_the_environment(service
 
 
 def test_the_worker_lists_both_task_names(start_worker):
+    """A real worker registers send_sms (its default name) and send_sms2 (its own name)."""
     worker = start_worker()
 
     # The worker's banner lists the registered tasks under [tasks].
@@ -92,6 +94,7 @@ def test_the_worker_lists_both_task_names(start_worker):
 
 
 def test_delay_runs_on_a_real_worker_and_the_result_backend_says_success(start_worker, step_path):
+    """.delay() runs each task on a real worker; the result backend holds SUCCESS and the return value."""
     from mycelery.sms.tasks import send_sms, send_sms2
 
     worker = start_worker()
@@ -114,6 +117,7 @@ def test_delay_runs_on_a_real_worker_and_the_result_backend_says_success(start_w
 
 
 def test_send_task_finds_the_task_by_its_name(start_worker):
+    """app.send_task("send_sms2") finds the task by its name alone."""
     from mycelery.main import app
 
     start_worker()
@@ -125,6 +129,7 @@ def test_send_task_finds_the_task_by_its_name(start_worker):
 
 
 def test_a_message_waits_in_the_broker_until_a_worker_starts(start_worker, broker):
+    """With no worker, the message waits in the broker; a worker started later runs it."""
     from mycelery.sms.tasks import send_sms2
 
     result = send_sms2.delay()
@@ -139,6 +144,7 @@ def test_a_message_waits_in_the_broker_until_a_worker_starts(start_worker, broke
 
 
 def test_an_unregistered_task_name_is_reported_by_the_worker_not_run(start_worker, broker, step_path):
+    """A task name nobody registered: the worker says so and the result is FAILURE."""
     from mycelery.main import app
 
     worker = start_worker()

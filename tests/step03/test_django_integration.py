@@ -14,6 +14,7 @@ def request_in_background(client, mobile=MOBILE):
 
 
 def test_the_response_comes_before_the_gateway_answers(client, gateway, sms_redis, start_worker):
+    """The view answers while the provider still holds the SMS: send_sms.delay() moved the send to the worker."""
     start_worker()
     gateway.configure(hold=True)  # the gateway keeps every SMS until released
 
@@ -38,6 +39,7 @@ def test_the_response_comes_before_the_gateway_answers(client, gateway, sms_redi
 
 
 def test_with_no_worker_the_message_waits_in_the_broker(client, gateway, sms_redis, broker, start_worker):
+    """With no worker the SMS waits in the broker; a worker then delivers the code Redis holds."""
     response = client.get(f"/users/sms/{MOBILE}/")
 
     assert response.status_code == 200
@@ -52,6 +54,7 @@ def test_with_no_worker_the_message_waits_in_the_broker(client, gateway, sms_red
 
 
 def test_the_interval_still_refuses_a_second_request(client, gateway, broker):
+    """The interval still refuses a second request, and only the first queues an SMS."""
     assert client.get(f"/users/sms/{MOBILE}/").status_code == 200
 
     second = client.get(f"/users/sms/{MOBILE}/")
@@ -62,6 +65,7 @@ def test_the_interval_still_refuses_a_second_request(client, gateway, broker):
 
 
 def test_the_worker_registers_send_sms_with_django_loaded(start_worker):
+    """The worker starts with Django loaded (main.py calls django.setup()) and registers send_sms."""
     worker = start_worker()
 
     assert ". mycelery.sms.tasks.send_sms" in worker.log

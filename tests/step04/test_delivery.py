@@ -214,7 +214,9 @@ def test_a_permanent_error_is_logged_once_without_the_code_and_not_retried(
 
 
 def test_a_worker_killed_mid_send_does_not_send_twice(send, gateway, broker, sms_worker):
-    """acks_late: the message outlives the worker that held it and is delivered again. Here the provider
+    """A worker killed while the provider holds its SMS: the message comes back, and the claim stops a second call.
+
+    acks_late: the message outlives the worker that held it and is delivered again. Here the provider
     had accepted the SMS when the worker died; the new delivery finds the claim taken ("may have been
     sent") and does not call the provider again: one SMS, not two."""
     worker = sms_worker()

@@ -177,9 +177,10 @@ def test_every_error_under_the_api_is_json(debug, settings, monkeypatch):
 
 
 def test_every_message_has_its_chinese_in_the_compiled_catalogue(step_path):
-    """Each translatable string of the code and the page (``_("...")``, ``{% translate "..." %}``) has a
-    Chinese translation in locale/zh_Hans/LC_MESSAGES/django.po, and django.mo is that file compiled
-    (after editing the .po: python manage.py compilemessages, which needs GNU gettext)."""
+    """Each message of the code and the page has its Chinese in locale/zh_Hans/LC_MESSAGES/django.po, compiled.
+
+    Translatable strings are ``_("...")`` in Python and ``{% translate "..." %}`` in the page; django.mo
+    must be the .po compiled (after editing it: python manage.py compilemessages, which needs GNU gettext)."""
     folder = step_path / "locale" / "zh_Hans" / "LC_MESSAGES"
     catalogue = {
         entry.msgid: entry.msgstr for entry in polib.pofile(str(folder / "django.po")) if not entry.obsolete
