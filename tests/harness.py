@@ -9,6 +9,7 @@ would set them.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -18,6 +19,7 @@ import django
 import psutil
 import pytest
 
+from workshop.gateway import command as gateway_command
 from workshop.processes import Process, free_port
 from workshop.redis_server import RedisServer, ping
 from workshop.steps import ROOT, step_environment
@@ -61,16 +63,9 @@ class Services:
             self.broker_redis_url = self.broker.url
         port = free_port()
         self.gateway_url = f"http://127.0.0.1:{port}"
-        gateway = [
-            sys.executable,
-            "-m",
-            "workshop.gateway",
-            "--port",
-            str(port),
-            "--latency",
-            str(TEST_GATEWAY_LATENCY),
-        ]
-        self.gateway_process = Process(gateway, cwd=ROOT).start(port=port, timeout=15)
+        self.gateway_process = Process(gateway_command(port, TEST_GATEWAY_LATENCY), cwd=ROOT).start(
+            port=port, timeout=15
+        )
         return self
 
     def environ(self) -> dict[str, str]:
@@ -114,6 +109,30 @@ def configure_step(
 
 SERVICES = pytest.StashKey[Services]()
 STEP_PATH = pytest.StashKey[Path]()
+
+
+def run(args, cwd=ROOT, env=None, without=(), timeout: float = 300) -> subprocess.CompletedProcess:
+    """A command run to its end, as a student types it, its output captured as text. ``env`` adds to
+    this environment; ``without`` drops the variables that start with any of these prefixes."""
+    environ = (
+        {k: v for k, v in os.environ.items() if not k.startswith(tuple(without))}
+        if without
+        else dict(os.environ)
+    )
+    environ.update(env or {})
+    return subprocess.run(
+        [str(a) for a in args], cwd=cwd, env=environ, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def make(*args: str, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
+    """`make <args>` in the repository, as typed, with these variables set."""
+    return run(["make", "--no-print-directory", *args], env=env, timeout=timeout)
+
+
+def python(code: str, cwd, env=None, without=()) -> subprocess.CompletedProcess:
+    """``python -c code`` in a folder (a step's): what a fresh process there sees."""
+    return run([sys.executable, "-c", code], cwd=cwd, env=env, without=without, timeout=60)
 
 
 def missing(what: str, hint: str):

@@ -47,6 +47,7 @@ import redis
 from workshop import bench_report as report
 from workshop.bench_producer import nth_mobile
 from workshop.gateway import GatewayClient
+from workshop.gateway import command as gateway_command
 from workshop.processes import Process, can_use_many_addresses, free_port
 from workshop.redis_server import RedisServer, find_redis_server
 from workshop.steps import ROOT, step_environment, step_folder, worker_options
@@ -327,15 +328,7 @@ class Bench:
         self.redis_url = self.redis_server.url
         port = free_port()
         self.gateway_url = f"http://127.0.0.1:{port}"
-        gateway = [
-            sys.executable,
-            "-m",
-            "workshop.gateway",
-            "--port",
-            str(port),
-            "--latency",
-            str(GATEWAY_LATENCIES[0]),
-        ]
+        gateway = gateway_command(port, GATEWAY_LATENCIES[0])
         self.gateway_proc = self.process("gateway", gateway, ROOT, self.env()).start(port=port)
         self.gateway = GatewayClient(self.gateway_url)
         self.gateway.wait_ready(timeout=20)

@@ -11,6 +11,7 @@ import shutil
 import sys
 
 from workshop.gateway import GatewayClient
+from workshop.gateway import command as gateway_command
 from workshop.processes import Process, free_port
 from workshop.redis_server import RedisServer
 from workshop.steps import step_environment, step_folder, worker_options
@@ -68,16 +69,7 @@ class StepServer:
         self.redis = RedisServer().start()
         # WEB_PORT: the gateway lets this page, and only it, read the inbox.
         env = {**step_environment(self.redis.url, self.gateway_url), "WEB_PORT": str(self.port)}
-        gateway = [
-            sys.executable,
-            "-m",
-            "workshop.gateway",
-            "--port",
-            str(self.gateway_port),
-            "--latency",
-            str(self.latency),
-        ]
-        self._start(gateway, env, port=self.gateway_port)
+        self._start(gateway_command(self.gateway_port, self.latency), env, port=self.gateway_port)
         if self.step >= 3:
             options = [
                 "--loglevel=info",

@@ -24,7 +24,7 @@ from pathlib import Path
 from honcho.environ import parse_procfile
 from honcho.manager import Manager
 
-from workshop.processes import port_in_use
+from workshop.processes import port_in_use, wait_forever
 from workshop.redis_server import ping
 from workshop.steps import step_environment, step_folder
 
@@ -168,11 +168,8 @@ def ready() -> int:
         if (Path.cwd() / "Procfile").read_text().count("flower:"):
             lines.append(f"    Flower: http://127.0.0.1:{port('FLOWER_PORT')}/")
         print("==> ready. Open the page and click 获取验证码:\n" + "\n".join(lines), flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        return 0
+    wait_forever()
+    return 0
 
 
 def main(argv: list[str]) -> int:

@@ -526,6 +526,11 @@ def send_template_sms(
     return requests.post(url, json=body, headers=headers, timeout=30).json()
 
 
+def command(port: int, latency: float) -> list[str]:
+    """How the tools start this gateway as a process of its own (the Procfiles say `python -m workshop.gateway`)."""
+    return [sys.executable, "-m", "workshop.gateway", "--port", str(port), "--latency", str(latency)]
+
+
 def default_origins() -> list[str]:
     """The demo page's own origins: what SMS_GATEWAY_ALLOW_ORIGIN says, else the page on WEB_PORT."""
     if os.environ.get("SMS_GATEWAY_ALLOW_ORIGIN"):

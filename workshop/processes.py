@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -192,3 +193,14 @@ def can_use_many_addresses() -> bool:
         return True
     except OSError:
         return False
+
+
+def wait_forever() -> None:
+    """Stay until stopped (Ctrl-C or SIGTERM): honcho stops every process when one exits, so a Procfile
+    entry with nothing left to do must still keep running."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass

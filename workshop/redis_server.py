@@ -16,15 +16,13 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import redis
 
-from workshop.processes import Process, free_port, port_in_use
+from workshop.processes import Process, free_port, port_in_use, wait_forever
 from workshop.steps import ROOT
 
 DEFAULT_PORT = 6379
@@ -144,16 +142,6 @@ class RedisServer:
         self.stop()
 
 
-def _wait_forever() -> None:
-    # honcho stops every process when one exits, so "use the existing Redis" must keep running.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=int(os.environ.get("REDIS_PORT", DEFAULT_PORT)))
@@ -170,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     if external and external not in (url, f"redis://localhost:{args.port}"):
         state = "answers PING" if ping(external) else "does NOT answer PING yet"
         print(f"REDIS_URL is set: using {external} ({state}); not starting a Redis server.", flush=True)
-        _wait_forever()
+        wait_forever()
         return 0
 
     if ping(url):
@@ -178,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             f"A Redis server already answers on {url}: using it (its own persistence settings apply).",
             flush=True,
         )
-        _wait_forever()
+        wait_forever()
         return 0
     if port_in_use(args.port):
         print(

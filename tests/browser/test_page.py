@@ -4,17 +4,14 @@ Orders, not timings: the gateway can hold an SMS until released, so "the page an
 provider still held the SMS" is a fact, not a stopwatch reading.
 """
 
-import os
-import subprocess
 import sys
 
 import pytest
 import redis
 
-from tests.harness import MOBILE, missing
+from tests.harness import MOBILE, make, missing
 from workshop.browser import INSTALL_HINT, StepServer, chromium_path, launch
 from workshop.processes import Process, free_port
-from workshop.steps import ROOT
 
 if not chromium_path():
     missing("Chromium", INSTALL_HINT)  # CI installs it (.ci/run): there a missing browser fails
@@ -108,14 +105,7 @@ def test_an_invalid_number_shows_the_apis_message_next_to_the_field(page, server
 
 
 def test_make_screenshots_saves_the_page_before_and_after_a_send(tmp_path):
-    result = subprocess.run(
-        ["make", "--no-print-directory", "screenshots"],
-        cwd=ROOT,
-        env={**os.environ, "SCREENSHOTS_OUT": str(tmp_path)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = make("screenshots", SCREENSHOTS_OUT=str(tmp_path))
 
     assert result.returncode == 0, result.stdout + result.stderr
     for name in ("step1-before", "step1-after", "step4-before", "step4-after"):

@@ -14,7 +14,7 @@ import psutil
 import pytest
 import requests
 
-from tests.harness import left_running
+from tests.harness import left_running, make
 from workshop.gateway import GatewayClient
 from workshop.processes import Process, free_port
 from workshop.redis_server import RedisServer
@@ -201,14 +201,7 @@ def test_step_dir_tests_a_students_copy(tmp_path):
     views = copy / "users" / "views.py"
     views.write_text(views.read_text().replace('if redis.get("interval_%s" % mobile):', "if False:"))
 
-    result = subprocess.run(
-        ["make", "--no-print-directory", "test-step", "1"],
-        cwd=ROOT,
-        env={**os.environ, "STEP_DIR": str(copy)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = make("test-step", "1", STEP_DIR=str(copy))
 
     assert result.returncode != 0
     assert "FAILED tests/step01/test_sync_sms.py::test_interval_refuses_a_second_request" in result.stdout

@@ -67,7 +67,7 @@ COMMANDS = {
     "python -c \"from mycelery.main import app; app.send_task('send_sms3').get(timeout=10)\"": STEP2
     + "test_an_unregistered_task_name_is_reported_by_the_worker_not_run",
     "cd step02_celery_intro": "tests/step02/test_celery_intro.py::test_the_worker_lists_both_task_names",
-    "cd step04_final": STEP4_COMMANDS + "test_inspect_registered_lists_the_sms_task",
+    "cd step04_final": STEP4_COMMANDS + "test_inspect_shows_the_sms_task_and_its_queue",
     "celery -A mycelery.main worker --loglevel=info": "tests/step02/test_celery_intro.py::test_the_worker_lists_both_task_names",
     "celery -A mycelery.main worker -Q sms,celery --loglevel=info": "tests/step04/test_delivery.py::test_send_answers_at_once_and_the_worker_delivers_a_six_digit_code",
     "celery -A mycelery.main worker --loglevel=info --pool=solo": STEP4_COMMANDS
@@ -75,9 +75,9 @@ COMMANDS = {
     "celery -A mycelery.main worker -Q sms,celery --loglevel=info --pool=solo": STEP4_COMMANDS
     + "test_the_windows_pool_solo_worker_delivers",
     "celery -A mycelery.main inspect registered": STEP4_COMMANDS
-    + "test_inspect_registered_lists_the_sms_task",
+    + "test_inspect_shows_the_sms_task_and_its_queue",
     "celery -A mycelery.main inspect active_queues": STEP4_COMMANDS
-    + "test_inspect_active_queues_shows_the_sms_queue",
+    + "test_inspect_shows_the_sms_task_and_its_queue",
     "celery -A mycelery.main purge -f": STEP4_COMMANDS + "test_purge_empties_the_queues",
     "python manage.py check --deploy": "tests/step04/test_settings_and_logs.py::test_check_deploy_is_clean_in_production_mode",
     "DJANGO_DEBUG=0 DJANGO_SECRET_KEY=\"$(python -c 'import secrets; print(secrets.token_urlsafe(50))')\" DJANGO_ALLOWED_HOSTS=sms.example.com python manage.py check --deploy": "tests/step04/test_settings_and_logs.py::test_check_deploy_is_clean_in_production_mode",

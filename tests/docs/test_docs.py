@@ -1,5 +1,6 @@
 """The docs site: builds strict, both languages match, code comes from the steps, commands are tested."""
 
+import ast
 import json
 import os
 import re
@@ -27,6 +28,7 @@ from tests.docs.pages import (
     shell_commands,
     snippets,
 )
+from tests.harness import make, run
 from workshop.gateway import GatewayClient, GatewayServer, send_template_sms
 from workshop.processes import free_port
 from workshop.testrun import suites
@@ -43,17 +45,6 @@ PAGES = [
     "instructors",
     "reference",
 ]
-
-
-def make(*args, timeout=300, **env):
-    return subprocess.run(
-        ["make", "--no-print-directory", *args],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 @pytest.fixture
@@ -191,13 +182,7 @@ def test_included_code_reaches_the_built_page(tmp_path):
         views.read_text().replace("        send_sms.delay(", f"        {marker}\n        send_sms.delay(", 1)
     )
 
-    result = subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "mkdocs"), "build", "-q", "-d", str(tmp_path / "site")],
-        cwd=copy,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run([ROOT / ".venv" / "bin" / "mkdocs", "build", "-q", "-d", tmp_path / "site"], cwd=copy)
 
     assert result.returncode == 0, result.stderr
     built = (tmp_path / "site" / "step3" / "index.html").read_text()
@@ -390,3 +375,21 @@ def test_the_readmes_layout_names_every_module_and_folder():
 
     assert listed["workshop/"] == modules
     assert listed["tests/"] == tests
+
+
+def test_every_test_a_page_names_exists():
+    """A page that says which test proves a claim names a test that exists (renamed tests drift)."""
+    defined = {
+        node.name
+        for path in (ROOT / "tests").rglob("test_*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef)
+    }
+    named = {
+        (page.name, name)
+        for page in DOCS.glob("*.md")
+        for name in re.findall(r"\b(test_\w+)\b(?!\.py)", page.read_text())
+    }
+
+    assert named, "the pages name no test at all"
+    assert not {(page, name) for page, name in named if name not in defined}

@@ -2,49 +2,26 @@
 missing; the reference step passes. `make start-step N` / `make check-step N`, as a student types them."""
 
 import ast
-import os
 import shutil
-import subprocess
 
 import pytest
 
+from tests.harness import make, run
 from workshop.exercise import docstrings_of_tests
 from workshop.steps import ROOT
 
 
-def make(*args, workspace, timeout=600):
-    return subprocess.run(
-        ["make", "--no-print-directory", *args],
-        cwd=ROOT,
-        env={**os.environ, "WORKSPACE": str(workspace)},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+def make_in(workspace, *args):
+    return make(*args, timeout=600, WORKSPACE=str(workspace))
 
 
 def check(n, folder, *pytest_args):
-    return subprocess.run(
-        [
-            str(ROOT / ".venv/bin/python"),
-            "-m",
-            "workshop.exercise",
-            "check",
-            str(n),
-            "--workspace",
-            str(folder),
-            "--",
-            *pytest_args,
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    command = [ROOT / ".venv/bin/python", "-m", "workshop.exercise", "check", n, "--workspace", folder, "--"]
+    return run([*command, *pytest_args], timeout=600)
 
 
 def test_start_step_copies_the_previous_step(tmp_path):
-    first = make("start-step", "3", workspace=tmp_path)
+    first = make_in(tmp_path, "start-step", "3")
     assert first.returncode == 0, first.stderr
     copy = tmp_path / "step03"
     assert (copy / "mycelery" / "main.py").read_text() == (
@@ -53,12 +30,12 @@ def test_start_step_copies_the_previous_step(tmp_path):
     assert not list(copy.rglob("__pycache__"))
 
     (copy / "users" / "views.py").write_text("# my work\n")
-    refused = make("start-step", "3", workspace=tmp_path)
+    refused = make_in(tmp_path, "start-step", "3")
     assert refused.returncode != 0
     assert "FORCE=1" in refused.stderr
     assert (copy / "users" / "views.py").read_text() == "# my work\n", "a student's work is never overwritten"
 
-    forced = make("start-step", "3", "FORCE=1", workspace=tmp_path)
+    forced = make_in(tmp_path, "start-step", "3", "FORCE=1")
     assert forced.returncode == 0
     assert (copy / "users" / "views.py").read_text() == (
         ROOT / "step02_celery_intro/users/views.py"
@@ -99,7 +76,7 @@ def test_check_step_passes_the_reference_step(tmp_path):
 
 
 def test_check_step_without_a_workspace_says_what_to_do(tmp_path):
-    result = make("check-step", "2", workspace=tmp_path)
+    result = make_in(tmp_path, "check-step", "2")
 
     assert result.returncode != 0
     assert "Run `make start-step 2` first" in result.stderr

@@ -1,13 +1,14 @@
 """Step 2: a standalone Celery app. A real worker process runs the tasks; Redis carries the messages."""
 
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 from celery.exceptions import NotRegistered
+
+from tests.harness import python, run
 
 RESULT_TIMEOUT = 30
 # What the step 2 page (docs/step2.md#call) has a student type in the step folder, with the virtual
@@ -25,13 +26,8 @@ def run_as_typed(command, step_path):
     page = (Path(__file__).resolve().parents[2] / "docs" / "step2.md").read_text()
     assert command in page, f"the step 2 page no longer shows {command!r}: update this test with it"
     # Activating the virtual environment puts its bin/ first on PATH: the same for `python` here.
-    env = {
-        **os.environ,
-        "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
-    }
-    return subprocess.run(
-        ["bash", "-c", command], cwd=step_path, env=env, capture_output=True, text=True, timeout=60
-    )
+    path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+    return run(["bash", "-c", command], cwd=step_path, env={"PATH": path}, timeout=60)
 
 
 def test_the_step_has_the_mycelery_package(step_path):
@@ -61,19 +57,8 @@ def test_config_uses_redis_db_15_and_14_overridable_from_the_environment(service
     assert app.conf.result_backend == f"{services.redis_url}/14"
 
     # Without them, what config.py says is what the worker uses: the chapter's db 15 and db 14.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CELERY_")}
-    shown = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from mycelery.main import app; print(app.conf.broker_url); print(app.conf.result_backend)",
-        ],
-        cwd=step_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    code = "from mycelery.main import app; print(app.conf.broker_url); print(app.conf.result_backend)"
+    shown = python(code, step_path, without=["CELERY_"])
     assert shown.returncode == 0, shown.stderr
     broker_url, result_backend = shown.stdout.split()
     assert broker_url.startswith("redis://") and broker_url.endswith("/15"), (

@@ -1,40 +1,30 @@
 """The Celery commands the troubleshooting page tells a student to type, run as typed in step 4's folder."""
 
-import os
-import subprocess
 import sys
+
+import pytest
+
+from tests.harness import run
 
 
 def celery(step_path, *args):
     # `celery` is the console script of the same package as `python -m celery`.
-    return subprocess.run(
-        [sys.executable, "-m", "celery", "-A", "mycelery.main", *args],
-        cwd=step_path,
-        env=os.environ.copy(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run([sys.executable, "-m", "celery", "-A", "mycelery.main", *args], cwd=step_path, timeout=60)
 
 
-def test_inspect_registered_lists_the_sms_task(step_path, sms_worker):
-    """`celery -A mycelery.main inspect registered` names the SMS task."""
+@pytest.mark.parametrize(
+    ("command", "shows"),
+    [("registered", "mycelery.sms.tasks.send_sms"), ("active_queues", "'name': 'sms'")],
+    ids=["registered", "active_queues"],
+)
+def test_inspect_shows_the_sms_task_and_its_queue(step_path, sms_worker, command, shows):
+    """`celery -A mycelery.main inspect registered` names the SMS task; `inspect active_queues` the sms queue."""
     sms_worker()
 
-    result = celery(step_path, "inspect", "registered")
+    result = celery(step_path, "inspect", command)
 
     assert result.returncode == 0, result.stderr
-    assert "mycelery.sms.tasks.send_sms" in result.stdout
-
-
-def test_inspect_active_queues_shows_the_sms_queue(step_path, sms_worker):
-    """`celery -A mycelery.main inspect active_queues` shows the worker on the sms queue."""
-    sms_worker()
-
-    result = celery(step_path, "inspect", "active_queues")
-
-    assert result.returncode == 0, result.stderr
-    assert "'name': 'sms'" in result.stdout
+    assert shows in result.stdout
 
 
 def test_purge_empties_the_queues(step_path, send, broker):

@@ -1,25 +1,16 @@
 """Step 4, configuration and logs: production checks pass; no code and no full number is ever logged."""
 
 import logging
-import os
 import re
 import secrets
-import subprocess
 import sys
 
-from tests.harness import MOBILE
+from tests.harness import MOBILE, python, run
 from workshop.gateway import TRANSIENT_CODES
 
 
-def manage(step_path, *args, **env):
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=step_path,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+def manage(step_path, *args, without=(), **env):
+    return run([sys.executable, "manage.py", *args], cwd=step_path, env=env, without=without, timeout=60)
 
 
 def test_check_deploy_is_clean_in_production_mode(step_path):
@@ -41,15 +32,7 @@ def test_check_deploy_is_clean_in_production_mode(step_path):
 
 def test_production_mode_refuses_the_development_secret(step_path):
     """DJANGO_DEBUG=0 with the development secret key refuses to start."""
-    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SECRET_KEY"}
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=step_path,
-        env={**env, "DJANGO_DEBUG": "0"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = manage(step_path, "check", without=["DJANGO_SECRET_KEY"], DJANGO_DEBUG="0")
 
     assert result.returncode != 0
     assert "Set DJANGO_SECRET_KEY" in result.stderr
@@ -61,19 +44,11 @@ def test_celery_reads_django_settings_with_the_celery_namespace(services, step_p
 
     # Without CELERY_* in the environment, the broker and the result store come from REDIS_URL, through
     # Django's settings (CELERY_BROKER_URL = f"{REDIS_URL}/15").
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CELERY_")}
-    env["REDIS_URL"] = "redis://127.0.0.1:6390"
-    shown = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from mycelery.main import app; print(app.conf.broker_url, app.conf.result_backend)",
-        ],
-        cwd=step_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    shown = python(
+        "from mycelery.main import app; print(app.conf.broker_url, app.conf.result_backend)",
+        step_path,
+        env={"REDIS_URL": "redis://127.0.0.1:6390"},
+        without=["CELERY_"],
     )
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.split() == ["redis://127.0.0.1:6390/15", "redis://127.0.0.1:6390/14"]

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 
 import psutil
 import pytest
 
-from tests.harness import left_running
+from tests.harness import left_running, make
 from workshop import bench, bench_report
 from workshop.bench_producer import nth_mobile
 from workshop.bench_report import (
@@ -25,7 +24,6 @@ from workshop.bench_report import (
     table,
     to_json,
 )
-from workshop.steps import ROOT
 
 
 def point(step, latency, concurrency, p50, p99, per_s=100.0):
@@ -265,17 +263,9 @@ def test_plans_stay_within_what_the_page_promises():
 def test_the_bench_runs_end_to_end_in_smoke_mode(tmp_path):
     """`make bench` through every phase with tiny counts (figures meaningless, written to a temp dir):
     the harness starts its processes, measures, writes every output, and leaves nothing running."""
-    root = ROOT
     # Every process the run starts inherits this marker: leftovers are found by it, not by guessing.
     marker = f"smoke-{os.getpid()}-{tmp_path.name}"
-    result = subprocess.run(
-        ["make", "--no-print-directory", "bench", f"SMOKE_OUT={tmp_path}"],
-        cwd=root,
-        env={**os.environ, "WORKSHOP_BENCH_MARKER": marker},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = make("bench", f"SMOKE_OUT={tmp_path}", WORKSHOP_BENCH_MARKER=marker)
 
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for name in ("results.md", "results.json", "latency.png", "throughput.png"):
