@@ -30,6 +30,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
+from workshop.processes import wait_until
+
 DEFAULT_ACCOUNT_SID = "workshop-account-sid"
 DEFAULT_AUTH_TOKEN = "workshop-auth-token"
 DEFAULT_APP_ID = "workshop-app-id"
@@ -473,39 +475,31 @@ class GatewayClient:
         return self.session.post(f"{self.base_url}/_control/release", timeout=self.timeout).json()
 
     def wait_for_messages(self, to: str, count: int = 1, timeout: float = 10.0) -> list[dict]:
-        deadline = time.monotonic() + timeout
-        while True:
-            messages = self.inbox(to=to)
-            if len(messages) >= count:
-                return messages
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"The gateway's inbox for {to} has {len(messages)} message(s), expected {count} "
-                    f"within {timeout} s. Inbox: {self.inbox()}; gateway: {self.control()}"
-                )
-            time.sleep(0.05)
+        wait_until(
+            lambda: len(self.inbox(to=to)) >= count,
+            lambda: (
+                f"The gateway's inbox for {to} holds {len(self.inbox(to=to))} message(s), expected {count}. "
+                f"Inbox: {self.inbox()}; gateway: {self.control()}"
+            ),
+            timeout,
+        )
+        return self.inbox(to=to)
 
     def wait_until_held(self, count: int = 1, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while self.control()["held"] < count:
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"The gateway did not hold {count} request(s) within {timeout} s: {self.control()}"
-                )
-            time.sleep(0.05)
+        wait_until(
+            lambda: self.control()["held"] >= count,
+            lambda: f"The gateway did not hold {count} request(s): {self.control()}",
+            timeout,
+        )
 
     def wait_ready(self, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
+        def answers() -> bool:
             try:
-                self.session.get(f"{self.base_url}/_control", timeout=1).raise_for_status()
-                return
+                return self.session.get(f"{self.base_url}/_control", timeout=1).ok
             except requests.RequestException:
-                if time.monotonic() > deadline:
-                    raise AssertionError(
-                        f"The SMS gateway at {self.base_url} did not answer within {timeout} s"
-                    ) from None
-                time.sleep(0.05)
+                return False
+
+        wait_until(answers, f"The SMS gateway at {self.base_url} did not answer", timeout)
 
 
 def send_template_sms(

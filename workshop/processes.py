@@ -112,22 +112,22 @@ class Process:
 
     def wait_until(self, done, what: str, timeout: float = 30.0) -> None:
         """Wait until ``done()``; fail, with the output, when the process exits first or time runs out."""
-        deadline = time.monotonic() + timeout
-        while not done():
+
+        def done_or_exited() -> bool:
+            if done():
+                return True
             if not self.running():
                 if self._reader:
                     self._reader.join(timeout=2)
                 if done():
-                    return
+                    return True
                 code = self.popen.returncode if self.popen else None
                 raise AssertionError(
                     f"{self.args[:4]} exited (code {code}) before {what}. Its output:\n{self.output}"
                 )
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"{self.args[:4]}: no {what} within {timeout} s. Its output:\n{self.output}"
-                )
-            time.sleep(0.05)
+            return False
+
+        wait_until(done_or_exited, lambda: f"{self.args[:4]}: no {what}. Its output:\n{self.output}", timeout)
 
     def signal(self, signum: int, group: bool = True) -> None:
         """Send ``signum`` to the whole group (the default) or to the main process only."""
@@ -204,3 +204,13 @@ def wait_forever() -> None:
             time.sleep(3600)
     except KeyboardInterrupt:
         pass
+
+
+def wait_until(done, failure, timeout: float = 30.0, interval: float = 0.05) -> None:
+    """Poll ``done()`` until it is true; after ``timeout`` seconds fail with ``failure()`` (or the string)."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            message = failure() if callable(failure) else failure
+            raise AssertionError(f"{message} (waited {timeout} s)")
+        time.sleep(interval)
