@@ -20,7 +20,7 @@ import psutil
 import pytest
 
 from workshop.gateway import command as gateway_command
-from workshop.processes import Process, free_port
+from workshop.processes import Process, free_port, wait_until
 from workshop.redis_server import RedisServer, ping
 from workshop.steps import ROOT, step_environment
 
@@ -159,6 +159,27 @@ def concurrently(count: int, one) -> list:
     for thread in threads:
         thread.join(timeout=60)
     return results
+
+
+def wait_until_settled(broker, gateway=None, timeout: float = 30.0) -> None:
+    """Until no message is queued or delivered-but-unacknowledged, and the gateway handles no request:
+    no more SMS can come.
+
+    acks_late: a message leaves the Redis transport's "unacked" hash only when its task has finished
+    (succeeded, failed for good, or retried as a new message, which then shows up in a queue).
+    """
+
+    def pending() -> int:
+        return broker.llen("sms") + broker.llen("celery") + broker.hlen("unacked")
+
+    def settled() -> bool:
+        return pending() == 0 and (gateway is None or gateway.control()["in_flight"] == 0)
+
+    wait_until(
+        settled,
+        lambda: f"{pending()} messages still pending; gateway: {gateway and gateway.control()}",
+        timeout,
+    )
 
 
 def left_running(processes, timeout: float = 10.0) -> list:

@@ -14,7 +14,7 @@ from workshop.gateway import GatewayClient
 from workshop.gateway import command as gateway_command
 from workshop.processes import Process, free_port
 from workshop.redis_server import RedisServer
-from workshop.steps import step_environment, step_folder, worker_options
+from workshop.steps import current_code, step_environment, step_folder, worker_options
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -90,13 +90,7 @@ class StepServer:
         return self
 
     def sms_code(self, mobile: str) -> str | None:
-        import redis
-
-        client = redis.Redis.from_url(f"{self.redis.url}/1", decode_responses=True)
-        try:
-            return client.get(f"sms_{mobile}")
-        finally:
-            client.close()
+        return current_code(self.redis.url, mobile)
 
     def stop(self) -> None:
         for process in reversed(self.processes):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 from honcho.environ import parse_procfile
 from honcho.manager import Manager
 
-from workshop.processes import port_in_use, wait_forever
+from workshop.processes import port_in_use, wait_forever, wait_until
 from workshop.redis_server import ping
 from workshop.steps import step_environment, step_folder
 
@@ -145,20 +144,11 @@ class OrderedStopManager(Manager):
             pass  # it has just exited
 
 
-def wait_for_port(number: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            s.settimeout(0.5)
-            if s.connect_ex(("127.0.0.1", number)) == 0:
-                return True
-        time.sleep(0.3)
-    return False
-
-
 def ready() -> int:
     """Wait for the page, print where everything is, then stay (honcho stops all when one exits)."""
-    if not wait_for_port(port("WEB_PORT"), timeout=120):
+    try:
+        wait_until(lambda: port_in_use(port("WEB_PORT")), "Django", timeout=120, interval=0.3)
+    except AssertionError:
         print(f"Django did not start on port {port('WEB_PORT')}: see the web.1 lines above.", flush=True)
     else:
         lines = [

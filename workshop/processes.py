@@ -72,10 +72,14 @@ class Process:
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        if ready is not None:
-            self.wait_for(ready, timeout=timeout)
-        if port is not None:
-            self.wait_for_port(port, timeout)
+        try:
+            if ready is not None:
+                self.wait_for(ready, timeout=timeout)
+            if port is not None:
+                self.wait_for_port(port, timeout)
+        except BaseException:
+            self.stop()  # a start that failed leaves nothing running
+            raise
         return self
 
     def _read(self) -> None:

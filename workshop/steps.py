@@ -7,6 +7,8 @@ import shlex
 import shutil
 from pathlib import Path
 
+import redis
+
 ROOT = Path(__file__).resolve().parent.parent
 # What a copy of a step leaves out: caches and what running it writes.
 COPY_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.sqlite3", "celerybeat-schedule*")
@@ -47,3 +49,12 @@ def step_environment(redis_url: str, gateway_url: str, broker_url: str | None = 
         "RONGLIAN_BASE_URL": gateway_url,
         "SMS_GATEWAY_INBOX_URL": f"{gateway_url}/_inbox",
     }
+
+
+def current_code(redis_url: str, mobile: str) -> str | None:
+    """The code a step keeps for ``mobile``: the key sms_<mobile> in database 1 (the cache alias sms_code)."""
+    client = redis.Redis.from_url(f"{redis_url}/1", decode_responses=True)
+    try:
+        return client.get(f"sms_{mobile}")
+    finally:
+        client.close()

@@ -152,8 +152,8 @@ RONGLIAN_BASE_URL = env("RONGLIAN_BASE_URL", "http://127.0.0.1:8881")
 # (connect, read) seconds for every call to the provider
 RONGLIAN_TIMEOUT = (float(env("RONGLIAN_CONNECT_TIMEOUT", 3)), float(env("RONGLIAN_READ_TIMEOUT", 10)))
 
-# The demo page's simulated phone reads this inbox; empty when a real provider sends.
-SMS_GATEWAY_INBOX_URL = env("SMS_GATEWAY_INBOX_URL", "http://127.0.0.1:8881/_inbox")
+# The demo page's simulated phone reads this inbox; empty (no phone on the page) in production mode.
+SMS_GATEWAY_INBOX_URL = env("SMS_GATEWAY_INBOX_URL", "http://127.0.0.1:8881/_inbox" if DEBUG else "")
 # --8<-- [start:limits]
 # Against SMS pumping: codes per number a day, per number prefix (all but the last 4 digits) and for
 # the whole site, in DRF's rate notation. Against guessing: wrong codes per number a day, across codes.

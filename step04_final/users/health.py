@@ -1,8 +1,8 @@
 """GET /healthz: Redis, the broker, and a worker consuming the sms queue.
 
 A load balancer may poll this many times a second from many threads, so a check must never hold up
-the requests that send codes: it uses a broker connection of its own (not one from the pool that
-.delay() publishes with), every wait in it is bounded, and its answer is reused for a moment, so a
+the requests that send codes: it uses a broker connection of its own and nothing from the pool that
+.delay() publishes with, every wait in it is bounded, and its answer is reused for a moment, so a
 flood of checks costs one round trip to the broker.
 """
 
@@ -12,6 +12,7 @@ import time
 from django.conf import settings
 from django_redis import get_redis_connection
 from kombu.exceptions import KombuError
+from kombu.pidbox import Mailbox
 from redis.exceptions import RedisError
 
 # --8<-- [start:cache]
@@ -47,16 +48,21 @@ def ask():
         get_redis_connection("sms_code").ping()
     except (RedisError, ConnectionError) as exc:
         body["redis"] = f"unreachable ({type(exc).__name__})"
-    # A connection of our own, closed at the end: nothing here waits for a pooled one.
+    # A connection of our own, closed at the end, and a mailbox of our own: Celery's (app.control)
+    # publishes with a producer from the pool .delay() uses, and waits for one without a timeout.
+    mailbox = Mailbox(app.conf.control_exchange, type="fanout", accept=["json"], serializer="json")
     with app.connection_for_write() as conn:
         try:
-            # Two quick tries, no waiting between them (kombu's default waits), then a PING.
+            # Two quick tries, no waiting between them (kombu's default waits).
             conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=0.5)
-            conn.default_channel.client.ping()
-            # Workers that consume the sms queue: one started without "-Q sms" would never send a code.
-            replies = app.control.inspect(timeout=0.5, connection=conn).active_queues() or {}
+            # What `celery inspect active_queues` asks. Workers that consume the sms queue: one started
+            # without "-Q sms" would never send a code.
+            replies = mailbox(conn).multi_call("active_queues", timeout=0.5)
             body["workers"] = sorted(
-                name for name, queues in replies.items() if any(q["name"] == "sms" for q in queues)
+                name
+                for reply in replies
+                for name, queues in reply.items()
+                if any(q["name"] == "sms" for q in queues)
             )
         except (KombuError, RedisError, OSError) as exc:  # OSError: ConnectionError, timeouts
             body["broker"] = f"unreachable ({type(exc).__name__})"

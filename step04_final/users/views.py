@@ -36,7 +36,9 @@ WRONG_CODE = _(
     "if it has expired, ask for a new one."
 )
 WRONG_TODAY = _("Too many wrong codes for this number today: please try again tomorrow.")
-USE_POST = _('Ask for a code with POST /users/sms/ and the JSON body {"mobile": "..."}: a GET sends nothing.')
+USE_POST = _(
+    'Ask for a code with POST /users/sms/ and the JSON body {"mobile": "..."}: this address sends nothing.'
+)
 
 
 class IndexView(TemplateView):

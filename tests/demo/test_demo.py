@@ -105,6 +105,9 @@ def test_make_demo_starts_step_4_and_ctrl_c_stops_everything(demo):
 
     assert survivors == [], f"still running after Ctrl-C: {[p.cmdline() for p in survivors]}"
     assert "SMS to 139****9000 sent" in d.output, "the SMS in flight is finished (warm shutdown)"
+    assert d.output.index("sending SIGTERM to worker.1") < d.output.index("SMS to 139****9000 sent"), (
+        "Ctrl-C came while the SMS was in flight"
+    )
     assert d.output.index("worker.1 stopped") < d.output.index("redis.1 stopped"), (
         "Redis stops after the worker"
     )

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import redis
 import requests
 
+from tests.harness import wait_until_settled
 from workshop.gateway import GatewayClient
 from workshop.processes import Process, free_port
 from workshop.steps import step_folder, worker_options
@@ -190,17 +191,8 @@ class Stack:
     def settle(self, timeout: float = 40.0) -> None:
         """Until nothing is queued, held by a worker or being handled by the gateway: no more SMS can come."""
         broker = self.broker_client()
-        deadline = time.monotonic() + timeout
         try:
-            while True:
-                pending = broker.llen("sms") + broker.llen("celery") + broker.hlen("unacked")
-                if pending == 0 and self.gateway.control()["in_flight"] == 0:
-                    return
-                if time.monotonic() > deadline:
-                    raise AssertionError(
-                        f"still pending after {timeout} s: {pending} messages; {self.gateway.control()}"
-                    )
-                time.sleep(0.1)
+            wait_until_settled(broker, self.gateway, timeout)
         finally:
             broker.close()
 

@@ -13,6 +13,7 @@ import requests
 
 from tests.harness import ROOT, missing
 from workshop.processes import Process, free_port
+from workshop.steps import current_code
 
 from .stack import GLOBAL_RATE, Answer, request
 
@@ -26,11 +27,7 @@ def verify(stack, mobile, code, source="127.0.7.1", port=None) -> Answer:
 
 
 def code_of(stack, mobile):
-    cache = stack.cache_client()
-    try:
-        return cache.get(f"sms_{mobile}")
-    finally:
-        cache.close()
+    return current_code(stack.services.redis_url, mobile)
 
 
 def test_the_interval_through_the_server(stack):

@@ -7,29 +7,13 @@ import re
 import time
 
 import pytest
+import redis
 
-from tests.harness import MOBILE
+from tests.harness import MOBILE, wait_until_settled
 from workshop.gateway import PERMANENT_CODES, TRANSIENT_CODES, GatewayServer
 from workshop.processes import free_port
 
 TASK = "mycelery.sms.tasks.send_sms"
-
-
-def wait_until_settled(broker, timeout=30):
-    """Until no SMS message is queued or delivered-but-unacknowledged: nothing more can be delivered.
-
-    acks_late: a message leaves the Redis transport's "unacked" hash only when its task has finished
-    (succeeded, failed for good, or retried as a new message, which then shows up in the queue).
-    """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if broker.llen("sms") == 0 and broker.hlen("unacked") == 0:
-            return
-        time.sleep(0.1)
-    raise AssertionError(
-        f"messages still pending after {timeout} s: {broker.llen('sms')} queued, "
-        f"{broker.hlen('unacked')} unacknowledged"
-    )
 
 
 def the_ref(sms_redis):
@@ -256,6 +240,42 @@ def test_a_message_already_sent_is_not_sent_again(send, gateway, sms_redis, brok
     wait_until_settled(broker)
     assert gateway.control()["received"] == 1
     assert len(gateway.inbox(to=MOBILE)) == 1
+
+
+def test_a_claim_whose_answer_was_lost_is_taken_again_by_the_retry(send, gateway, sms_redis, monkeypatch):
+    """Redis took the claim but its answer was lost (a timeout): the retry takes it again, one SMS goes out.
+
+    The provider had not been called (the call comes after the claim), so "already sending" would lose
+    the SMS. Run eagerly in this process, where a wrapper loses the answer of the first claim.
+    """
+    from mycelery.sms import tasks
+
+    assert send().status_code == 200  # no worker: the message waits in the broker
+    client = tasks.get_redis_connection("sms_code")
+
+    class AnswerLost:
+        lost = False
+
+        def __getattr__(self, name):
+            command = getattr(client, name)
+
+            def call(*args, **kwargs):
+                result = command(*args, **kwargs)
+                claiming = name in ("set", "eval") and any(str(a).startswith("sms_claim_") for a in args)
+                if claiming and not AnswerLost.lost:
+                    AnswerLost.lost = True
+                    raise redis.TimeoutError("Timeout reading from socket")
+                return result
+
+            return call
+
+    monkeypatch.setattr(tasks, "get_redis_connection", lambda alias: AnswerLost())
+
+    tasks.send_sms.apply(args=[the_ref(sms_redis)])  # eagerly: the automatic retry runs at once, here
+
+    assert AnswerLost.lost
+    assert gateway.wait_for_messages(MOBILE, count=1, timeout=10)
+    assert gateway.control()["received"] == 1
 
 
 def test_two_deliveries_at_the_same_moment_call_the_provider_once(

@@ -1,11 +1,13 @@
 """Step 4, faults: Redis or the broker down gives a fast 503 and leaves nothing behind."""
 
+import threading
 import time
 
 import pytest
 import redis
 
 from tests.harness import MOBILE, concurrently
+from workshop.processes import wait_until
 
 # Not a speed figure: a bound that only a hang breaks (the view gives up after about 0.5 s).
 NO_HANG = 2.0
@@ -24,17 +26,6 @@ def stopped(services):
     for server in to_restart:
         if not server.running:  # the test may have started it again itself
             server.start()
-
-
-def wait_for_reply(ask, timeout=20.0):
-    """``ask()`` until it returns something truthy (a worker answering), or None at the deadline."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        answer = ask()
-        if answer:
-            return answer
-        time.sleep(0.2)
-    return None
 
 
 def timed(call):
@@ -110,13 +101,15 @@ def test_health_reports_redis_broker_and_workers(
     default_queue_only = start_worker("mycelery.main", "-Q", "celery")
     from mycelery.main import app
 
-    assert wait_for_reply(lambda: app.control.inspect(timeout=2.0).active_queues()), "the worker answers"
+    wait_until(
+        lambda: app.control.inspect(timeout=2.0).active_queues(), "an answer from the worker", timeout=20
+    )
     assert client.get("/healthz").status_code == 503
     default_queue_only.stop()
 
     worker = sms_worker()
     # A worker that has just started may miss the health check's short inspect: ask until it answers.
-    wait_for_reply(lambda: client.get("/healthz").status_code == 200)
+    wait_until(lambda: client.get("/healthz").status_code == 200, "a healthy /healthz", timeout=20)
     healthy = client.get("/healthz")
     assert healthy.status_code == 200, healthy.json()
     assert healthy.json()["redis"] == healthy.json()["broker"] == "ok"
@@ -147,3 +140,27 @@ def test_fifty_concurrent_requests_for_one_number_send_exactly_one_sms(gateway, 
     gateway.wait_for_messages(MOBILE, count=1, timeout=30)
     worker.wait_for("sent (")
     assert len(gateway.inbox(to=MOBILE)) == 1
+
+
+def test_health_answers_while_every_pooled_connection_is_taken(client, sms_worker, settings):
+    """/healthz answers in time even when every connection of .delay()'s pool is busy: it takes none.
+
+    kombu's pool waits for a free connection without a timeout; a health check that borrowed from it
+    would hang behind a burst of publishes, or deadlock with other health checks."""
+    from mycelery.main import app
+
+    settings.HEALTH_CHECK_CACHE = 0
+    sms_worker()
+    pool = app.amqp.producer_pool
+    held = [pool.acquire(block=True) for _ in range(app.conf.broker_pool_limit)]
+    try:
+        answers = []
+        check = threading.Thread(target=lambda: answers.append(client.get("/healthz")), daemon=True)
+        check.start()
+        check.join(timeout=NO_HANG)
+        assert not check.is_alive(), "the health check waited for a pooled connection"
+    finally:
+        for producer in held:
+            producer.release()
+
+    assert answers[0].status_code in (200, 503) and answers[0].json()["broker"] == "ok"

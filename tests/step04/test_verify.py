@@ -2,7 +2,7 @@
 
 import time
 
-from tests.harness import MOBILE
+from tests.harness import MOBILE, concurrently
 
 WRONG = "验证码错误或已失效"
 
@@ -99,6 +99,39 @@ def test_a_new_code_resets_the_attempts(send, verify, sms_redis):
 
     assert sms_redis.get(f"sms_attempts_{MOBILE}") is None
     assert verify(code=new_code).status_code == 200
+
+
+def test_concurrent_guesses_are_compared_at_most_five_times(send, sms_redis, monkeypatch):
+    """Twenty wrong guesses at the same moment: the code is compared SMS_MAX_ATTEMPTS times at most.
+
+    Each comparison is slowed down, so that all twenty are in flight together: counted after comparing,
+    every one of them would be compared."""
+    from django.test import Client
+
+    from mycelery.sms import constants
+    from users import views
+
+    code = code_for(send, sms_redis)
+    compared = []
+    real = views.hmac.compare_digest
+
+    def slow_compare(a, b):
+        compared.append(a)
+        time.sleep(0.05)
+        return real(a, b)
+
+    monkeypatch.setattr(views.hmac, "compare_digest", slow_compare)
+
+    def guess(i):
+        body = {"mobile": MOBILE, "code": wrong_for(code)}
+        return Client(REMOTE_ADDR=f"198.51.100.{i + 1}").post(
+            "/users/sms/verify/", body, content_type="application/json"
+        )
+
+    answers = concurrently(20, guess)
+
+    assert [a.status_code for a in answers] == [400] * 20
+    assert 0 < len(compared) <= constants.SMS_MAX_ATTEMPTS
 
 
 def test_an_attempt_is_counted_before_the_code_is_compared(send, verify, sms_redis):

@@ -10,10 +10,27 @@ from .ronglian import AmbiguousSMSError, PermanentSMSError, TransientSMSError, g
 
 logger = logging.getLogger(__name__)
 
+# --8<-- [start:claim_script]
+# Take the claim for this attempt, in one step. It is free, or it was left by an earlier attempt of this
+# same retry chain that never called the provider (Redis applied the claim, its answer was lost, and
+# the task was retried): then it is taken again. Anything else (sent, refused, unknown, or another
+# delivery's attempt) comes back as it is, and the provider is not called.
+CLAIM = """
+local held = redis.call('get', KEYS[1])
+if held then
+  local attempt = string.match(held, '^sending:(%d+)$')
+  if not attempt or tonumber(attempt) >= tonumber(ARGV[1]) then return held end
+end
+redis.call('set', KEYS[1], 'sending:' .. ARGV[1], 'EX', ARGV[2])
+return false
+"""
+# --8<-- [end:claim_script]
+
 
 # 默认任务名: 模块路径 + 函数名 / default name: "mycelery.sms.tasks.send_sms"
 # --8<-- [start:send_sms]
 @app.task(
+    bind=True,
     # Not sent: retried after about 1, 2, 4, 8, 16 s (jitter spreads them out), then given up.
     # A Redis error comes before the provider is called (the claim below), so retrying it is safe.
     autoretry_for=(TransientSMSError, RedisError),
@@ -26,7 +43,7 @@ logger = logging.getLogger(__name__)
     # Nobody reads the result; not storing it also keeps the result backend empty.
     ignore_result=True,
 )
-def send_sms(ref):
+def send_sms(self, ref):
     """发送短信 / send the SMS that ``ref`` names: at most one call to the provider per request.
 
     The message carries only ``ref``, a random name: the number and the code stay in Redis, out of
@@ -41,11 +58,12 @@ def send_sms(ref):
         return
 
     # --8<-- [start:claim]
-    # 先占位,再发送 / claim, then call: of all deliveries of this message (a retry, a redelivery after
-    # a crash, a duplicate), only the one that sets the claim calls the provider.
+    # 先占位,再发送 / claim, then call: of all deliveries of this message (a redelivery after a crash,
+    # a duplicate), only the one that takes the claim calls the provider; a retry takes it again.
     claim = f"sms_claim_{ref}"
-    if not redis.set(claim, "sending", nx=True, ex=constants.SMS_EXPIRE_TIME):
-        state = (redis.get(claim) or b"").decode()
+    held = redis.eval(CLAIM, 1, claim, self.request.retries, constants.SMS_EXPIRE_TIME)
+    if held is not None:
+        state = held.decode().split(":")[0]  # sending, sent, refused, unknown
         logger.info("SMS to %s: already %s; not calling the provider again", mask_mobile(mobile), state)
         return
     try:
