@@ -224,6 +224,7 @@ class Worker(Process):
         super().start(ready=" ready.", timeout=timeout)
         return self
 
-    def stop(self) -> None:
-        """Warm shutdown: SIGTERM to the main process, which lets the task in flight finish."""
-        super().stop(group=False)
+    def stop(self, timeout: float = 15.0, group: bool = False) -> None:
+        """Warm shutdown by default: SIGTERM to the main process, which lets the task in flight finish;
+        ``group=True`` stops an idle worker at once."""
+        super().stop(timeout=timeout, group=group)

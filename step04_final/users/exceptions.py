@@ -2,7 +2,6 @@
 
 import logging
 
-from django.core.exceptions import RequestDataTooBig
 from django.utils.translation import gettext_lazy as _
 from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import RedisError
@@ -43,11 +42,9 @@ def exception_handler(exc, context):
     if isinstance(exc, RedisError | BrokerError | ConnectionError):
         logger.warning("Redis or the broker is unreachable: %s", type(exc).__name__)
         return Response({"error": SERVICE_UNAVAILABLE}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
-    if isinstance(exc, RequestDataTooBig):  # more than DATA_UPLOAD_MAX_MEMORY_SIZE
-        return Response({"error": MESSAGES[413]}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     response = drf_exception_handler(exc, context)
     if response is None:
-        return None  # an unexpected bug: Django's handler500 answers (JSON: users/middleware.py)
+        return None  # an unexpected bug: Django answers 500, and users/middleware.py makes it JSON
     if isinstance(exc, exceptions.ParseError):
         message = NOT_JSON
     elif isinstance(exc, exceptions.Throttled | exceptions.UnsupportedMediaType):

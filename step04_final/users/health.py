@@ -15,6 +15,8 @@ from kombu.exceptions import KombuError
 from kombu.pidbox import Mailbox
 from redis.exceptions import RedisError
 
+from mycelery.main import app
+
 # --8<-- [start:cache]
 _lock = threading.Lock()
 _last = {"at": -float("inf"), "body": None}
@@ -41,8 +43,6 @@ def check():
 
 # --8<-- [start:ask]
 def ask():
-    from mycelery.main import app
-
     body = {"redis": "ok", "broker": "ok", "workers": []}
     try:
         get_redis_connection("sms_code").ping()

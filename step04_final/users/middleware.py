@@ -30,17 +30,19 @@ class JSONErrorsMiddleware:
         if response.status_code >= 400 and not response.get("Content-Type", "").startswith(
             "application/json"
         ):
-            return json_error(request, response.status_code, headers=response)
+            return json_error(request, response.status_code, replacing=response)
         return response
         # --8<-- [end:middleware]
 
 
-def json_error(request, status, headers=None):
+def json_error(request, status, replacing=None):
+    """A JSON error in the request's language; the headers that tell a client what to do next
+    (Allow, Retry-After) are kept from the answer it replaces."""
     generic = 500 if status >= 500 else 400
     with translation.override(translation.get_language_from_request(request)):
         message = str(MESSAGES.get(status, MESSAGES[generic]))
         response = JsonResponse({"error": message}, status=status, json_dumps_params={"ensure_ascii": False})
     for name in ("Allow", "Retry-After"):
-        if headers is not None and headers.has_header(name):
-            response[name] = headers[name]
+        if replacing is not None and replacing.has_header(name):
+            response[name] = replacing[name]
     return response

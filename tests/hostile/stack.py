@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import redis
 import requests
 
-from tests.harness import wait_until_settled
+from tests.harness import Worker, wait_until_settled
 from workshop.gateway import GatewayClient
 from workshop.processes import Process, free_port
 from workshop.steps import step_folder, worker_options
@@ -87,7 +87,7 @@ class Stack:
             "FLOWER_UNAUTHENTICATED_API": "true",  # Flower's HTTP API, read by the checks
         }
         self.processes: list[Process] = []  # every one ever started: their logs are all checked
-        self.worker: Process | None = None
+        self.worker: Worker | None = None
         self.events: list[dict] = []
         self._stop = threading.Event()
 
@@ -112,17 +112,12 @@ class Stack:
         """The Procfile's worker, sending task events (-E) so that what events carry can be checked, and
         giving up on the provider after ``read_timeout``. A worker still running is replaced."""
         if self.worker and self.worker.running():
-            self.worker.stop()  # idle between cells: no need to wait for a warm shutdown
-        options = [
-            *worker_options(step_folder(4)),
-            "--loglevel=info",
-            "-E",
-            "--without-gossip",
-            "--without-mingle",
-        ]
-        options += ["-c", str(WORKER_CONCURRENCY), "-n", f"hostile-{time.monotonic_ns()}@%h"]
-        command = [sys.executable, "-m", "celery", "-A", "mycelery.main", "worker", *options]
-        self.worker = self._start(command, ready=" ready.", RONGLIAN_READ_TIMEOUT=str(read_timeout))
+            self.worker.stop(group=True)  # idle between cells: no need to wait for a warm shutdown
+        options = [*worker_options(step_folder(4)), "-E", "-c", str(WORKER_CONCURRENCY)]
+        env = {**self.env, "RONGLIAN_READ_TIMEOUT": str(read_timeout)}
+        self.worker = Worker(self.step_path, "mycelery.main", *options, env=env)
+        self.processes.append(self.worker)
+        self.worker.start()
         self.worker_read_timeout = read_timeout
         return self.worker
 

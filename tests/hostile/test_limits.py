@@ -4,6 +4,7 @@ runserver with DEBUG on, gunicorn behind a real nginx, and the gateway the demo 
 from __future__ import annotations
 
 import shutil
+import socket
 import sys
 from pathlib import Path
 
@@ -305,3 +306,25 @@ def test_only_the_demo_page_may_read_the_inbox_and_no_page_may_change_the_gatewa
     assert requests.get(control, timeout=10).status_code == 200, (
         "curl and the tests, with no Origin, still may"
     )
+
+
+def test_a_body_sent_in_chunks_is_read_as_empty_through_the_server(stack):
+    """A body with no Content-Length (Transfer-Encoding: chunked), 3 MB of it: Django reads exactly
+    Content-Length bytes, none here, so the request is a 400 for a missing number, in JSON, at once."""
+    body = b'{"mobile": "' + b"1" * 3_000_000 + b'"}'
+    head = (
+        f"POST /users/sms/ HTTP/1.1\r\nHost: 127.0.0.1:{stack.web_port}\r\nContent-Type: application/json\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", stack.web_port), timeout=10) as connection:
+        connection.sendall(f"{head}Transfer-Encoding: chunked\r\n\r\n".encode())
+        try:
+            for i in range(0, len(body), 65536):
+                part = body[i : i + 65536]
+                connection.sendall(b"%x\r\n%s\r\n" % (len(part), part))
+            connection.sendall(b"0\r\n\r\n")
+        except OSError:
+            pass  # the server may answer, and close, before it has read everything
+        answer = connection.recv(65536).decode(errors="replace")
+
+    assert answer.startswith("HTTP/1.1 400 ")
+    assert "Content-Type: application/json" in answer and '"error":"mobile: ' in answer
