@@ -9,6 +9,7 @@ would set them.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -28,6 +29,10 @@ from workshop.steps import ROOT, step_environment
 TEST_GATEWAY_LATENCY = 0.3
 # The number the tests ask codes for, unless a test needs others.
 MOBILE = "13800138000"
+# A student's copy: a worker quiet this long (s) with no task in hand will not log what a test waits for.
+IDLE = 3.0
+# Not a speed figure: a bound that only a hang breaks (the step 4 view gives up after about 0.5 s).
+NO_HANG = 2.0
 
 
 class Services:
@@ -143,6 +148,13 @@ def missing(what: str, hint: str):
     pytest.skip(f"{what} is missing: {hint}", allow_module_level=True)
 
 
+def timed(call):
+    """What ``call()`` returned, and how long it took (s)."""
+    started = time.monotonic()
+    result = call()
+    return result, time.monotonic() - started
+
+
 def concurrently(count: int, one) -> list:
     """Call ``one(i)`` for i in range(count), each in its own thread, all released at the same moment;
     return what each call returned, in order."""
@@ -219,6 +231,36 @@ class Worker(Process):
     @property
     def log(self) -> str:
         return self.output
+
+    def wait_for(self, text: str, timeout: float = 30.0) -> str:
+        """Wait until the log contains ``text``. On a student's copy (STEP_DIR), also stop waiting once
+        the worker has finished every task it received and logged nothing for IDLE seconds: whatever the
+        test waits for is not coming, and the check should say so now, not after ``timeout``."""
+        if not os.environ.get("STEP_DIR"):
+            return super().wait_for(text, timeout)
+        quiet = {"size": -1, "since": time.monotonic()}
+
+        def done() -> bool:
+            log = self.output
+            if text in log:
+                return True
+            if len(log) != quiet["size"]:
+                quiet.update(size=len(log), since=time.monotonic())
+            elif time.monotonic() - quiet["since"] > IDLE and not self.tasks_in_hand(log):
+                raise AssertionError(
+                    f"the worker finished every task it received and did not log {text!r}. Its log:\n{log}"
+                )
+            return False
+
+        self.wait_until(done, repr(text), timeout)
+        return self.output
+
+    @staticmethod
+    def tasks_in_hand(log: str) -> int:
+        """Tasks received and not yet ended (succeeded, retried, failed), by the worker's own log lines."""
+        received = len(re.findall(r"\] received$", log, re.M))
+        ended = len(re.findall(r"\] (succeeded in|retry: |raised unexpected)", log))
+        return received - ended
 
     def start(self, timeout: float = 60.0) -> Worker:
         super().start(ready=" ready.", timeout=timeout)

@@ -1,8 +1,14 @@
+"""Step 4's tests, one module per part of the page (test_NN_<part>.py): `make check-step 4` climbs
+them in order, `make check-step 4 PART=N` runs one."""
+
+import inspect
+
 import pytest
 from django.test import Client
+from django.urls import Resolver404, resolve
 
 from tests.harness import MOBILE, configure_step
-from workshop.steps import step_folder, worker_options
+from workshop.steps import worker_options
 
 
 def pytest_configure(config):
@@ -10,12 +16,67 @@ def pytest_configure(config):
     configure_step(config, "step04_final", separate_broker=True)
 
 
+def post_endpoint_missing():
+    try:
+        view = resolve("/users/sms/").func
+    except Resolver404:
+        return "there is no /users/sms/ yet"
+    if "post" not in getattr(view, "cls", view).http_method_names or not hasattr(view.cls, "post"):
+        return "/users/sms/ does not take POST yet"
+    return None
+
+
+def reference_missing():
+    from mycelery.sms.tasks import send_sms
+
+    params = list(inspect.signature(send_sms.run).parameters)
+    if params not in (["ref"], ["self", "ref"]):
+        return (
+            f"send_sms still takes {params}: the message should carry only a reference, send_sms.delay(ref)"
+        )
+    return None
+
+
+# The parts every other part stands on, each checked once and in an instant: a test of a later part
+# fails at once, naming the part to do first, instead of waiting for a worker to do what cannot happen yet.
+FOUNDATIONS = {
+    0: ("POST users/sms/ with a JSON body", post_endpoint_missing),
+    2: ("a send stores sms_send_<ref> and the task takes ref", reference_missing),
+}
+
+
+@pytest.fixture(scope="session")
+def foundations():
+    return {part: check() for part, (_, check) in FOUNDATIONS.items()}
+
+
+@pytest.fixture(autouse=True)
+def _needs(request, foundations):
+    """A module's NEEDS lists the parts it stands on; if one is missing, its tests fail before they start."""
+    for part in getattr(request.module, "NEEDS", ()):
+        if foundations[part]:
+            what, _ = FOUNDATIONS[part]
+            pytest.fail(f"needs part {part} first ({what}): {foundations[part]}", pytrace=False)
+
+
 @pytest.fixture
-def sms_worker(start_worker):
-    """A worker started as the reference step 4's Procfile starts it (consuming the sms queue)."""
+def sms_worker(start_worker, step_path):
+    """A worker started as the step's Procfile starts it (in step 4: consuming the sms queue too)."""
+
+    from mycelery.main import app
+
+    options = worker_options(step_path)
+    queue = app.amqp.router.route({}, "mycelery.sms.tasks.send_sms")["queue"].name
+    consumed = options[options.index("-Q") + 1].split(",") if "-Q" in options else [app.conf.task_default_queue]
+    if queue not in consumed:
+        pytest.fail(
+            f"send_sms goes to the {queue} queue, and the Procfile's worker consumes only {consumed}: "
+            f"add -Q {queue},celery to its worker line (part 9)",
+            pytrace=False,
+        )
 
     def start(*extra, **kwargs):
-        return start_worker("mycelery.main", *worker_options(step_folder(4)), *extra, **kwargs)
+        return start_worker("mycelery.main", *options, *extra, **kwargs)
 
     return start
 
@@ -57,3 +118,30 @@ def verify(client):
         )
 
     return verify
+
+
+@pytest.fixture
+def the_ref(sms_redis):
+    """The pending send's reference, once a send has happened (the view stores sms_send_<ref>: the number)."""
+
+    def the_ref():
+        keys = sms_redis.keys("sms_send_*")
+        assert len(keys) == 1, f"expected one sms_send_<ref> key in Redis (part 2), found {keys}"
+        return keys[0].removeprefix("sms_send_")
+
+    return the_ref
+
+
+@pytest.fixture
+def stopped(services):
+    """Stop one of the Redis servers for a test; it is started again (empty) afterwards."""
+    to_restart = []
+
+    def stop(server):
+        server.stop()
+        to_restart.append(server)
+
+    yield stop
+    for server in to_restart:
+        if not server.running:  # the test may have started it again itself
+            server.start()

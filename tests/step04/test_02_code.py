@@ -1,8 +1,13 @@
-"""Step 4, verify: a code works once, allows 5 tries, expires, and the answer tells nothing to a prober."""
+"""The code: secrets, 6 digits, one use.
+
+Part 2 of step 4: the page's section step4.md#secure-code."""
 
 import time
 
 from tests.harness import MOBILE, concurrently
+
+# Stands on part 0: without it, these tests fail at once (tests/step04/conftest.py).
+NEEDS = [0]
 
 WRONG = "验证码错误或已失效"
 
@@ -186,3 +191,11 @@ def test_a_right_code_is_not_counted_as_a_wrong_one(send, verify, sms_redis, set
         sms_redis.delete(f"interval_{MOBILE}")
 
     assert sms_redis.get(f"sms_wrong_{MOBILE}") == "0"
+
+
+def test_verify_only_accepts_post(client):
+    """GET on the verify endpoint: a JSON 405."""
+    response = client.get("/users/sms/verify/")
+
+    assert response.status_code == 405
+    assert response.json()["error"]

@@ -1,0 +1,143 @@
+"""Bare except: typed errors and retries.
+
+Part 4 of step 4: the page's section step4.md#typed-errors."""
+
+import pytest
+
+from tests.harness import MOBILE, wait_until_settled
+from workshop.gateway import PERMANENT_CODES, TRANSIENT_CODES, GatewayServer
+from workshop.processes import free_port
+
+# Stands on part 0 and part 2: without them, these tests fail at once (tests/step04/conftest.py).
+NEEDS = [0, 2]
+
+
+def test_the_client_sorts_the_providers_answers(gateway):
+    """The step's Ronglian client against the real gateway: which answers are worth trying again."""
+    from django.conf import settings
+
+    from mycelery.sms.ronglian import AmbiguousSMSError, PermanentSMSError, RonglianClient, TransientSMSError
+
+    def client(base_url=gateway.base_url, token=settings.RONGLIAN_ACC_TOKEN):
+        return RonglianClient(
+            settings.RONGLIAN_ACC_ID, token, settings.RONGLIAN_APP_ID, base_url, timeout=(1, 2)
+        )
+
+    def send():
+        return client().send_template_sms(MOBILE, ["123456", 5], 1)
+
+    assert send()  # the smsMessageSid
+    with pytest.raises(PermanentSMSError, match="HTTP 404"):  # a wrong base URL: retrying cannot help
+        client(base_url=f"{gateway.base_url}/wrong/prefix").send_template_sms(MOBILE, ["123456", 5], 1)
+    with pytest.raises(PermanentSMSError) as refused:  # wrong credentials
+        client(token="not-the-token").send_template_sms(MOBILE, ["123456", 5], 1)
+    assert refused.value.code == "111109"
+    gateway.configure(fail_next=1, fail_mode="http500")
+    with pytest.raises(TransientSMSError, match="HTTP 500"):
+        send()
+    with pytest.raises(TransientSMSError, match="cannot reach"):  # nothing listens: it never left
+        client(base_url=f"http://127.0.0.1:{free_port()}").send_template_sms(MOBILE, ["123456", 5], 1)
+    for mode in ("disconnect", "answer_lost"):
+        gateway.configure(fail_next=1, fail_mode=mode)
+        with pytest.raises(AmbiguousSMSError, match="no answer"):
+            send()
+    gateway.configure(hold=True)  # the provider keeps the request longer than the 2 s read timeout
+    with pytest.raises(AmbiguousSMSError, match="ReadTimeout"):
+        send()
+    gateway.release()  # let the abandoned request finish here, not in the next test
+    assert len(gateway.wait_for_messages(MOBILE, count=3, timeout=10)) == 3, (
+        "the first, the lost answer, the slow"
+    )
+
+
+@pytest.mark.parametrize(
+    ("fail_mode", "logged"),
+    [
+        (sorted(TRANSIENT_CODES)[0], "Ronglian refused the SMS: 111120"),
+        ("http503", "Ronglian answered HTTP 503"),
+    ],
+    ids=["provider busy", "HTTP 503"],
+)
+def test_transient_failures_are_retried_and_the_sms_arrives_exactly_once(
+    send, gateway, sms_worker, fail_mode, logged
+):
+    """The provider says "busy" (or answers 503) twice: retried with backoff, then delivered, once."""
+    gateway.configure(fail_next=2, fail_mode=fail_mode)
+    worker = sms_worker()
+
+    assert send().status_code == 200
+
+    gateway.wait_for_messages(MOBILE, count=1, timeout=60)
+    worker.wait_for("sent (")
+    assert logged in worker.log
+    assert gateway.control()["received"] == 3, "two failed attempts, then the one that got through"
+    assert worker.log.count(" retry: Retry in ") == 2
+    assert len(gateway.inbox(to=MOBILE)) == 1
+
+
+def test_a_provider_that_cannot_be_reached_is_retried_until_it_can(send, sms_worker):
+    """Connection refused: the request never left, so retrying cannot send twice. The provider comes
+    back during the backoff and the SMS arrives once."""
+    port = free_port()
+    worker = sms_worker(env={"RONGLIAN_BASE_URL": f"http://127.0.0.1:{port}"})
+
+    assert send().status_code == 200
+    worker.wait_for(" retry: Retry in ")
+    assert "cannot reach Ronglian" in worker.log
+
+    with GatewayServer(port=port, latency=0) as provider:
+        worker.wait_for("sent (", timeout=60)
+        assert [m["to"] for m in provider.state.messages] == [MOBILE]
+
+
+@pytest.mark.parametrize(
+    ("fault", "env", "delivered"),
+    [
+        ({"fail_next": 1, "fail_mode": "answer_lost"}, {}, 1),
+        ({"latency": 2.0}, {"RONGLIAN_READ_TIMEOUT": "0.5"}, 1),
+        ({"fail_next": 1, "fail_mode": "disconnect"}, {}, 0),
+    ],
+    ids=["sent, answer lost", "slower than the read timeout", "connection dropped"],
+)
+def test_an_ambiguous_send_is_not_retried(
+    send, gateway, sms_redis, broker, sms_worker, fault, env, delivered, the_ref
+):
+    """The request reached the provider and no answer came back: it may be on the phone already, so it
+    is never sent again (at most one SMS); the user may ask again after the interval."""
+    gateway.configure(**fault)
+    worker = sms_worker(env=env)
+
+    assert send().status_code == 200
+
+    worker.wait_for("may have been sent", timeout=30)
+    worker.wait_for("] succeeded in")
+    wait_until_settled(broker)
+    if delivered:  # the slow provider finishes what it was sent
+        gateway.wait_for_messages(MOBILE, count=1, timeout=10)
+    assert gateway.control()["received"] == 1, "one call to the provider, no retry"
+    assert len(gateway.inbox(to=MOBILE)) == delivered
+    assert " retry: " not in worker.log
+    assert sms_redis.get(f"sms_claim_{the_ref()}") == "unknown"
+
+
+def test_a_permanent_error_is_logged_once_without_the_code_and_not_retried(
+    send, gateway, sms_redis, broker, sms_worker
+):
+    """Wrong credentials, a bad number, a provider's cap: logged once (masked number, no code), not retried."""
+    permanent = sorted(PERMANENT_CODES)[0]
+    gateway.configure(fail_next=1, fail_mode=permanent)
+    worker = sms_worker()
+
+    assert send().status_code == 200
+
+    worker.wait_for("refused, not retrying")
+    worker.wait_for("] succeeded in")  # the task ended: it returned instead of raising a retry
+    wait_until_settled(broker)  # a retry would be a new message in the queue
+    code = sms_redis.get(f"sms_{MOBILE}")
+    assert worker.log.count("refused, not retrying") == 1
+    assert permanent in worker.log
+    assert code not in worker.log
+    assert MOBILE not in worker.log and "138****8000" in worker.log
+    assert " retry: " not in worker.log
+    assert gateway.control()["received"] == 1
+    assert gateway.inbox(to=MOBILE) == []

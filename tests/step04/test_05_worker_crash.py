@@ -1,0 +1,133 @@
+"""A crashed worker loses the message; a claim before the call.
+
+Part 5 of step 4: the page's section step4.md#worker-crash."""
+
+import time
+
+import redis
+
+from tests.harness import MOBILE, wait_until_settled
+
+# Stands on part 0 and part 2: without them, these tests fail at once (tests/step04/conftest.py).
+NEEDS = [0, 2]
+
+
+def test_a_code_that_is_no_longer_current_is_not_sent(send, gateway, sms_redis, sms_worker):
+    """A message that waited (no worker, or a redelivery) must not deliver a used or expired code."""
+    assert send().status_code == 200
+    sms_redis.delete(f"sms_{MOBILE}")  # as if it had expired, or been used
+
+    worker = sms_worker()
+
+    worker.wait_for("its code has expired or was used; not sending it")
+    assert gateway.control()["received"] == 0
+
+
+def test_a_message_already_sent_is_not_sent_again(send, gateway, sms_redis, broker, sms_worker, the_ref):
+    """The claim: the same message delivered again after its SMS went out (a redelivery, a duplicate)
+    stops before the provider."""
+    from mycelery.sms.tasks import send_sms
+
+    worker = sms_worker()
+    assert send().status_code == 200
+    gateway.wait_for_messages(MOBILE, count=1, timeout=30)
+    worker.wait_for("] succeeded in")
+
+    send_sms.delay(the_ref())
+
+    worker.wait_for("already sent; not calling the provider again")
+    wait_until_settled(broker)
+    assert gateway.control()["received"] == 1
+    assert len(gateway.inbox(to=MOBILE)) == 1
+
+
+def test_a_claim_whose_answer_was_lost_is_taken_again_by_the_retry(
+    send, gateway, sms_redis, monkeypatch, the_ref
+):
+    """Redis took the claim but its answer was lost (a timeout): the retry takes it again, one SMS goes out.
+
+    The provider had not been called (the call comes after the claim), so "already sending" would lose
+    the SMS. Run eagerly in this process, where a wrapper loses the answer of the first claim.
+    """
+    from mycelery.sms import tasks
+
+    assert send().status_code == 200  # no worker: the message waits in the broker
+    client = tasks.get_redis_connection("sms_code")
+
+    class AnswerLost:
+        lost = False
+
+        def __getattr__(self, name):
+            command = getattr(client, name)
+
+            def call(*args, **kwargs):
+                result = command(*args, **kwargs)
+                claiming = name in ("set", "eval") and any(str(a).startswith("sms_claim_") for a in args)
+                if claiming and not AnswerLost.lost:
+                    AnswerLost.lost = True
+                    raise redis.TimeoutError("Timeout reading from socket")
+                return result
+
+            return call
+
+    monkeypatch.setattr(tasks, "get_redis_connection", lambda alias: AnswerLost())
+
+    tasks.send_sms.apply(args=[the_ref()])  # eagerly: the automatic retry runs at once, here
+
+    assert AnswerLost.lost
+    assert gateway.wait_for_messages(MOBILE, count=1, timeout=10)
+    assert gateway.control()["received"] == 1
+
+
+def test_two_deliveries_at_the_same_moment_call_the_provider_once(
+    send, gateway, sms_redis, broker, sms_worker, the_ref
+):
+    """Two copies of one message running at once (two workers): only the one that took the claim calls
+    the provider, even though neither has finished."""
+    from mycelery.sms.tasks import send_sms
+
+    gateway.configure(hold=True)
+    assert send().status_code == 200
+    send_sms.delay(the_ref())  # a duplicate of the same request's message
+    first, second = sms_worker("-c", "1"), sms_worker("-c", "1")
+    gateway.wait_until_held(1, timeout=30)
+
+    deadline = time.monotonic() + 30
+    while not any("already sending" in worker.log for worker in (first, second)):
+        assert time.monotonic() < deadline, f"no delivery found the claim taken:\n{first.log}\n{second.log}"
+        time.sleep(0.05)
+    gateway.release()
+    wait_until_settled(broker)
+
+    assert gateway.control()["received"] == 1
+    assert len(gateway.inbox(to=MOBILE)) == 1
+
+
+def test_a_worker_killed_mid_send_does_not_send_twice(send, gateway, broker, sms_worker):
+    """A worker killed while the provider holds its SMS: the message comes back, and the claim stops a second call.
+
+    acks_late: the message outlives the worker that held it and is delivered again. Here the provider
+    had accepted the SMS when the worker died; the new delivery finds the claim taken ("may have been
+    sent") and does not call the provider again: one SMS, not two."""
+    worker = sms_worker()
+    gateway.configure(hold=True)
+    assert send().status_code == 200
+    gateway.wait_until_held(1, timeout=30)
+
+    worker.kill()  # SIGKILL: no warm shutdown, no acknowledgement
+    gateway.release()  # the provider delivers what it had accepted
+    gateway.wait_for_messages(MOBILE, count=1, timeout=10)
+
+    # acks_late: the dead worker never acknowledged, so the Redis transport still lists the message
+    # as delivered-but-unacknowledged, with the time it was delivered.
+    [(_, delivered_at)] = broker.zrange("unacked_index", 0, -1, withscores=True)
+    # kombu puts such a message back when a worker starts (and on a slow periodic sweep) if it is
+    # older than the visibility timeout: let it become older than the 1 s the new worker uses.
+    while time.time() - delivered_at < 1.5:
+        time.sleep(0.1)
+    second = sms_worker(env={"CELERY_BROKER_VISIBILITY_TIMEOUT": "1"})
+    second.wait_for("already sending; not calling the provider again", timeout=30)
+    wait_until_settled(broker)  # acknowledged: no third delivery can come
+
+    assert gateway.control()["received"] == 1
+    assert len(gateway.inbox(to=MOBILE)) == 1

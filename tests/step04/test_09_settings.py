@@ -1,0 +1,67 @@
+"""Settings from the environment.
+
+Part 9 of step 4: the page's section step4.md#settings."""
+
+import secrets
+import sys
+
+from tests.harness import python, run
+
+# Stands on part 0: without it, these tests fail at once (tests/step04/conftest.py).
+NEEDS = [0]
+
+
+def manage(step_path, *args, without=(), **env):
+    return run([sys.executable, "manage.py", *args], cwd=step_path, env=env, without=without, timeout=60)
+
+
+def test_celery_reads_django_settings_with_the_celery_namespace(services, step_path):
+    """Celery's settings come from Django's (CELERY_ prefix), derived from REDIS_URL."""
+    from mycelery.main import app
+
+    # Without CELERY_* in the environment, the broker and the result store come from REDIS_URL, through
+    # Django's settings (CELERY_BROKER_URL = f"{REDIS_URL}/15").
+    shown = python(
+        "from mycelery.main import app; print(app.conf.broker_url, app.conf.result_backend)",
+        step_path,
+        env={"REDIS_URL": "redis://127.0.0.1:6390"},
+        without=["CELERY_"],
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.split() == ["redis://127.0.0.1:6390/15", "redis://127.0.0.1:6390/14"]
+    assert app.conf.task_acks_late is True
+    assert app.conf.task_reject_on_worker_lost is True
+    assert app.conf.task_routes == {"mycelery.sms.tasks.*": {"queue": "sms"}}
+
+
+def test_the_sms_task_goes_to_the_sms_queue(send, broker):
+    """SMS tasks have a queue of their own, sms (CELERY_TASK_ROUTES), that other work cannot hold up."""
+    assert send().status_code == 200
+
+    assert broker.llen("sms") == 1, "send_sms should be routed to the sms queue (CELERY_TASK_ROUTES)"
+    assert broker.llen("celery") == 0
+
+
+def test_production_mode_refuses_the_development_secret(step_path):
+    """DJANGO_DEBUG=0 with the development secret key refuses to start."""
+    result = manage(step_path, "check", without=["DJANGO_SECRET_KEY"], DJANGO_DEBUG="0")
+
+    assert result.returncode != 0
+    assert "Set DJANGO_SECRET_KEY" in result.stderr
+
+
+def test_check_deploy_is_clean_in_production_mode(step_path):
+    """`manage.py check --deploy` has nothing to say in production mode."""
+    result = manage(
+        step_path,
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        DJANGO_ALLOWED_HOSTS="sms.example.com",
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
