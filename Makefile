@@ -90,7 +90,7 @@ start-step: $(STAMP) ## Exercise: copy step N-1 into workspace/ to turn it into 
 
 check-step: $(STAMP) ## Exercise: run step N's tests against workspace/ and say what is missing
 	$(need_step)
-	@$(PY) -m workshop.exercise check $(N)
+	@$(PY) -m workshop.exercise check $(N) $(if $(PART),--part $(PART))
 
 screenshots: $(STAMP) ## Save PNGs of the page before and after a send (steps 1 and 4) for the docs
 	@$(PY) -m workshop.screenshots

@@ -10,11 +10,13 @@ import argparse
 import ast
 import filecmp
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
 
 from workshop.steps import COPY_IGNORE, ROOT, step_folder
@@ -72,6 +74,10 @@ def docstrings_of_tests(folder: Path) -> dict[str, str]:
 
 
 def first_line(message: str) -> str:
+    # A fixture's pytest.fail() reads 'failed on setup with "Failed: ..."' in the report.
+    if message.startswith('failed on setup with "'):
+        message = message.removeprefix('failed on setup with "').removesuffix('"')
+    message = message.removeprefix("Failed: ")
     for line in message.splitlines():
         line = line.strip()
         if line and not line.startswith(("assert ", "+", "-", "where ")):
@@ -79,12 +85,47 @@ def first_line(message: str) -> str:
     return message.strip().splitlines()[0][:300] if message.strip() else ""
 
 
-def check(n: int, workspace: Path | None, pytest_args: list[str]) -> int:
-    target = (workspace or workspace_root() / f"step{n:02d}").resolve()
-    if not (target / "manage.py").exists():
-        print(f"There is no step folder at {target}. Run `make start-step {n}` first.", file=sys.stderr)
-        return 2
-    tests = ROOT / "tests" / f"step{n:02d}"
+NEEDS = re.compile(r"needs part \d+")
+
+
+@dataclass
+class Part:
+    """One stair of a step: a test module test_NN_<name>.py and the page section it checks."""
+
+    number: int
+    module: Path
+    title: str
+    section: str  # "step4.md#interval-race"
+
+
+def parts_of(tests: Path) -> list[Part]:
+    """The parts of a step whose tests are cut into test_NN_<name>.py modules (step 4); none otherwise."""
+    parts = []
+    for module in sorted(tests.glob("test_[0-9][0-9]_*.py")):
+        doc = ast.get_docstring(ast.parse(module.read_text())) or ""
+        section = re.search(r"step\d\.md#[\w-]+", doc)
+        parts.append(
+            Part(
+                int(module.name[5:7]),
+                module,
+                doc.split("\n")[0].rstrip("."),
+                section.group(0) if section else "",
+            )
+        )
+    return parts
+
+
+@dataclass
+class Result:
+    name: str
+    module: str  # "test_05_worker_crash"
+    problem: str | None  # None: it passed
+    waiting: bool = False  # failed because a part it stands on is missing
+
+
+def run_tests(
+    tests: Path, target: Path, selected: list[Path], pytest_args: list[str], env: dict
+) -> list[Result] | None:
     with tempfile.TemporaryDirectory() as tmp:
         junit = Path(tmp) / "report.xml"
         subprocess.run(
@@ -92,7 +133,7 @@ def check(n: int, workspace: Path | None, pytest_args: list[str]) -> int:
                 sys.executable,
                 "-m",
                 "pytest",
-                str(tests),
+                *[str(path) for path in selected or [tests]],
                 "-q",
                 "-p",
                 "no:cacheprovider",
@@ -100,49 +141,124 @@ def check(n: int, workspace: Path | None, pytest_args: list[str]) -> int:
                 *pytest_args,
             ],
             cwd=ROOT,
-            env={**os.environ, "STEP_DIR": str(target)},
+            env={**os.environ, **env, "STEP_DIR": str(target)},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         if not junit.exists():
-            print(f"The step {n} tests could not run at all against {target}.", file=sys.stderr)
-            return 2
+            return None
         cases = list(ET.parse(junit).getroot().iter("testcase"))
-
-    docs = docstrings_of_tests(tests)
-    passed, missing = [], []
+    results = []
     for case in cases:
+        if case.find("skipped") is not None:
+            continue
         problem = case.find("failure")
         if problem is None:
             problem = case.find("error")
-        if case.find("skipped") is not None:
-            continue
-        name = case.get("name", "")
-        if problem is None:
-            passed.append(name)
-        else:
-            message = first_line(problem.get("message") or problem.text or "")
-            missing.append((name, docs.get(name.split("[")[0], ""), message))
+        message = None if problem is None else first_line(problem.get("message") or problem.text or "")
+        results.append(
+            Result(
+                case.get("name", ""),
+                case.get("classname", "").rpartition(".")[2],
+                message,
+                waiting=bool(message and NEEDS.match(message)),
+            )
+        )
+    return results
 
-    print(f"Step {n} checks against {target}:")
-    for name in passed:
-        print(f"  ok      {name}")
-    for name, doc, message in missing:
-        print(f"  MISSING {name}")
-        if doc:
-            print(f"          what it checks: {doc}")
-        if message:
-            print(f"          what went wrong: {message}")
-    if not cases:
-        print("  (no test ran)")
+
+def check(n: int, workspace: Path | None, part: int | None, pytest_args: list[str]) -> int:
+    target = (workspace or workspace_root() / f"step{n:02d}").resolve()
+    if not (target / "manage.py").exists():
+        print(f"There is no step folder at {target}. Run `make start-step {n}` first.", file=sys.stderr)
+        return 2
+    tests = ROOT / "tests" / f"step{n:02d}"
+    parts = parts_of(tests)
+    if part is not None:
+        chosen = [p for p in parts if p.number == part]
+        if not chosen:
+            numbers = ", ".join(str(p.number) for p in parts) or "none: this step is checked whole"
+            print(f"Step {n} has no part {part} (its parts: {numbers}).", file=sys.stderr)
+            return 2
+        parts = chosen
+    results = run_tests(tests, target, [p.module for p in parts], pytest_args, {})
+    if results is None:
+        print(f"The step {n} tests could not run at all against {target}.", file=sys.stderr)
+        return 2
+    if not results:
+        print(f"Step {n} checks against {target}: no test ran.")
         return 1
+    docs = docstrings_of_tests(tests)
+    if parts:
+        return stairs(n, part, parts, results, docs, target)
+
+    passed = [r for r in results if r.problem is None]
+    missing = [r for r in results if r.problem is not None]
+    print(f"Step {n} checks against {target}:")
+    for r in passed:
+        print(f"  ok      {r.name}")
+    for r in missing:
+        explain(r, docs, "  MISSING ")
     if missing:
         print(
-            f"{len(passed)} of {len(cases)} pass; {len(missing)} still to do. Rerun `make check-step {n}` after each change."
+            f"{len(passed)} of {len(results)} pass; {len(missing)} still to do. Rerun `make check-step {n}` after each change."
         )
         return 1
-    print(f"All {len(cases)} pass: this is step {n}. Compare with the reference: `make diff-step {n}`.")
+    print(f"All {len(results)} pass: this is step {n}. Compare with the reference: `make diff-step {n}`.")
     return 0
+
+
+def explain(result: Result, docs: dict[str, str], head: str) -> None:
+    pad = " " * len(head)
+    print(f"{head}{result.name}")
+    doc = docs.get(result.name.split("[")[0])
+    if doc:
+        print(f"{pad}what it checks: {doc}")
+    if result.problem:
+        print(f"{pad}what went wrong: {result.problem}")
+
+
+def stairs(n: int, only: int | None, parts: list[Part], results: list[Result], docs, target: Path) -> int:
+    """Print the stairs: each part's state, then the first part to do, its first failing test and the
+    section to read."""
+    print(f"Step {n}, part by part, against {target}:")
+    first = waiting = None
+    width = max(len(p.title) for p in parts)
+    for part in parts:
+        mine = [r for r in results if r.module == part.module.stem]
+        failed = [r for r in mine if r.problem]
+        if not failed:
+            state = "ok  "
+        elif all(r.waiting for r in failed):
+            state = "wait"
+            waiting = waiting or failed[0].problem
+        else:
+            state = "TODO"
+            first = first or (part, failed)
+        ok = len(mine) - len(failed)
+        note = f"  ({NEEDS.match(failed[0].problem).group(0)} first)" if state == "wait" else ""
+        print(f"  {state}  part {part.number:>2}  {part.title:<{width}}  {ok:>2}/{len(mine)} pass{note}")
+    if first is None and waiting:
+        print(f"\nThis part cannot be checked yet: it {waiting}")
+        return 1
+    if first is None:
+        if only is None:
+            print(f"Every part passes: this is step {n}. Compare with the reference: `make diff-step {n}`.")
+        else:
+            print(f"Part {only} passes. The whole stairs: `make check-step {n}`.")
+        return 0
+    part, failed = first
+    real = [r for r in failed if not r.waiting]
+    print(f"\nNext: part {part.number}, {part.title} ({len(real)} test(s) to make pass). The first:")
+    explain(real[0], docs, "  ")
+    for other in real[1:]:
+        print(f"  also: {other.name}")
+    page, _, anchor = part.section.partition("#")
+    print(f"Read: docs/{page}, section #{anchor} (on the site, `make docs-serve`: /{page[:-3]}/#{anchor}).")
+    print(
+        f"Check this part alone: `make check-step {n} PART={part.number}`; all parts: `make check-step {n}`."
+    )
+    return 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,13 +270,14 @@ def main(argv: list[str] | None = None) -> int:
     check_parser = sub.add_parser("check", help="run step N's tests against workspace/stepNN")
     check_parser.add_argument("n", type=int)
     check_parser.add_argument("--workspace", type=Path, help="another folder to check")
+    check_parser.add_argument("--part", type=int, help="check one part of a step cut into parts (step 4)")
     # Anything after `--` goes to pytest (e.g. `-- -k interval`).
     args, extra = parser.parse_known_args(argv)
     if args.command == "start" and extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "start":
         return start(args.n, args.force)
-    return check(args.n, args.workspace, [a for a in extra if a != "--"])
+    return check(args.n, args.workspace, args.part, [a for a in extra if a != "--"])
 
 
 if __name__ == "__main__":

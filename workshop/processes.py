@@ -154,13 +154,15 @@ class Process:
                 self.popen.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.kill()
+                return
         self._finish()
 
     def kill(self) -> None:
-        """SIGKILL the whole group, as a crash would."""
+        """SIGKILL the whole group, as a crash would. Its output stays readable."""
         if self.running():
             self.signal(signal.SIGKILL)
             self.popen.wait()
+        self._finish()
 
     def _finish(self) -> None:
         self.close_input()

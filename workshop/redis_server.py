@@ -132,7 +132,6 @@ class RedisServer:
         """SIGKILL, as a crash or a power cut would: no shutdown, the data folder is kept."""
         if self.process:
             self.process.kill()
-            self.process.stop()  # collects what is left: its output, its temp folder
         self.process = None
 
     def __enter__(self) -> RedisServer:

@@ -2,6 +2,7 @@
 them in order, `make check-step 4 PART=N` runs one."""
 
 import inspect
+import os
 
 import pytest
 from django.test import Client
@@ -52,7 +53,10 @@ def foundations():
 
 @pytest.fixture(autouse=True)
 def _needs(request, foundations):
-    """A module's NEEDS lists the parts it stands on; if one is missing, its tests fail before they start."""
+    """A module's NEEDS lists the parts it stands on; if one is missing, its tests fail before they start.
+    PARTS_UNGATED=1 runs them anyway (tests/exercises proves that each part fails on step 3 by itself)."""
+    if os.environ.get("PARTS_UNGATED"):
+        return
     for part in getattr(request.module, "NEEDS", ()):
         if foundations[part]:
             what, _ = FOUNDATIONS[part]
