@@ -8,7 +8,7 @@ this Linux CI: they point at the test that runs the same command on Linux, and s
 
 DEMO = "tests/demo/test_demo.py::"
 HOSTILE_LIMITS = "tests/hostile/test_limits.py::"
-STEP4_COMMANDS = "tests/step04/test_commands.py::"
+STEP4_COMMANDS = "tests/step04/test_10_monitoring.py::"
 WINDOWS_SAME_AS = "windows: "
 STEP2 = "tests/step02/test_celery_intro.py::"
 ACTIVATE = "tests/docs/test_docs.py::test_activating_the_virtual_environment_puts_python_and_celery_on_path"
@@ -41,7 +41,7 @@ COMMANDS = {
     "make test-step 2": "tests/docs/test_docs.py::test_make_test_is_what_ci_runs",
     "make test-step 3": "tests/docs/test_docs.py::test_make_test_is_what_ci_runs",
     "make test-step 4": "tests/docs/test_docs.py::test_make_test_is_what_ci_runs",
-    "make test-step 4 PYTEST_ARGS=\"-v -k 'fifty_concurrent or killed or broker_down'\"": "tests/docs/test_docs.py::test_the_instructors_selection_picks_three_tests",
+    "make test-step 4 PYTEST_ARGS=\"-v -k 'fifty_concurrent or killed or broker_down_gives'\"": "tests/docs/test_docs.py::test_the_instructors_selection_picks_three_tests",
     "STEP_DIR=~/students/alice/step03_django_integration make test-step 3": DEMO
     + "test_step_dir_tests_a_students_copy",
     "make diff-step 2": "tests/docs/test_docs.py::test_make_diff_step_shows_the_lesson",
@@ -69,7 +69,7 @@ COMMANDS = {
     "cd step02_celery_intro": "tests/step02/test_celery_intro.py::test_the_worker_lists_both_task_names",
     "cd step04_final": STEP4_COMMANDS + "test_inspect_shows_the_sms_task_and_its_queue",
     "celery -A mycelery.main worker --loglevel=info": "tests/step02/test_celery_intro.py::test_the_worker_lists_both_task_names",
-    "celery -A mycelery.main worker -Q sms,celery --loglevel=info": "tests/step04/test_delivery.py::test_send_answers_at_once_and_the_worker_delivers_a_six_digit_code",
+    "celery -A mycelery.main worker -Q sms,celery --loglevel=info": "tests/step04/test_00_post.py::test_send_answers_at_once_and_the_worker_delivers_a_six_digit_code",
     "celery -A mycelery.main worker --loglevel=info --pool=solo": STEP4_COMMANDS
     + "test_the_windows_pool_solo_worker_delivers",
     "celery -A mycelery.main worker -Q sms,celery --loglevel=info --pool=solo": STEP4_COMMANDS
@@ -79,8 +79,8 @@ COMMANDS = {
     "celery -A mycelery.main inspect active_queues": STEP4_COMMANDS
     + "test_inspect_shows_the_sms_task_and_its_queue",
     "celery -A mycelery.main purge -f": STEP4_COMMANDS + "test_purge_empties_the_queues",
-    "python manage.py check --deploy": "tests/step04/test_settings_and_logs.py::test_check_deploy_is_clean_in_production_mode",
-    "DJANGO_DEBUG=0 DJANGO_SECRET_KEY=\"$(python -c 'import secrets; print(secrets.token_urlsafe(50))')\" DJANGO_ALLOWED_HOSTS=sms.example.com python manage.py check --deploy": "tests/step04/test_settings_and_logs.py::test_check_deploy_is_clean_in_production_mode",
+    "python manage.py check --deploy": "tests/step04/test_09_settings.py::test_check_deploy_is_clean_in_production_mode",
+    "DJANGO_DEBUG=0 DJANGO_SECRET_KEY=\"$(python -c 'import secrets; print(secrets.token_urlsafe(50))')\" DJANGO_ALLOWED_HOSTS=sms.example.com python manage.py check --deploy": "tests/step04/test_09_settings.py::test_check_deploy_is_clean_in_production_mode",
     # Talking to the running demo (the demo test sends the same requests on its free ports).
     # The chapter's GET: steps 1-3 send with it; step 4 answers it 405.
     "curl -i http://127.0.0.1:8000/users/sms/13800138000/": [
@@ -114,13 +114,13 @@ COMMANDS = {
     + DEMO
     + "test_make_demo_starts_step_4_and_ctrl_c_stops_everything",
     '$env:DJANGO_DEBUG = "0"': WINDOWS_SAME_AS
-    + "tests/step04/test_settings_and_logs.py::test_check_deploy_is_clean_in_production_mode",
+    + "tests/step04/test_09_settings.py::test_check_deploy_is_clean_in_production_mode",
     '$env:DJANGO_SECRET_KEY = python -c "import secrets; print(secrets.token_urlsafe(50))"': WINDOWS_SAME_AS
-    + "tests/step04/test_settings_and_logs.py::test_check_deploy_is_clean_in_production_mode",
+    + "tests/step04/test_09_settings.py::test_check_deploy_is_clean_in_production_mode",
     '$env:DJANGO_ALLOWED_HOSTS = "sms.example.com"': WINDOWS_SAME_AS
-    + "tests/step04/test_settings_and_logs.py::test_check_deploy_is_clean_in_production_mode",
+    + "tests/step04/test_09_settings.py::test_check_deploy_is_clean_in_production_mode",
     "Remove-Item Env:DJANGO_DEBUG, Env:DJANGO_SECRET_KEY, Env:DJANGO_ALLOWED_HOSTS": WINDOWS_SAME_AS
-    + "tests/step04/test_settings_and_logs.py::test_check_deploy_is_clean_in_production_mode",
+    + "tests/step04/test_09_settings.py::test_check_deploy_is_clean_in_production_mode",
     # Windows without make (setup.md#windows): what `make setup` and the Procfiles do, by hand.
     ".venv\\Scripts\\Activate.ps1": WINDOWS_SAME_AS + ACTIVATE,
     "py -m venv .venv": WINDOWS_SAME_AS + MAKE_SETUP,
