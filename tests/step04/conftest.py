@@ -71,7 +71,9 @@ def sms_worker(start_worker, step_path):
 
     options = worker_options(step_path)
     queue = app.amqp.router.route({}, "mycelery.sms.tasks.send_sms")["queue"].name
-    consumed = options[options.index("-Q") + 1].split(",") if "-Q" in options else [app.conf.task_default_queue]
+    consumed = (
+        options[options.index("-Q") + 1].split(",") if "-Q" in options else [app.conf.task_default_queue]
+    )
     if queue not in consumed:
         pytest.fail(
             f"send_sms goes to the {queue} queue, and the Procfile's worker consumes only {consumed}: "
