@@ -231,6 +231,23 @@ def test_hold_keeps_requests_until_release(gateway, client):
     assert len(client.inbox(to=MOBILE)) == 1
 
 
+def test_each_message_records_when_its_call_arrived_and_when_it_was_delivered(gateway, client):
+    """The demo page's timeline reads these (Unix seconds): ``received_at``, when the provider call arrived,
+    before any hold or latency; ``delivered_at``, when the SMS reached the inbox, just before the answer."""
+    client.configure(hold=True)
+    before = time.time()
+    thread = threading.Thread(target=send_template_sms, args=(gateway.url, MOBILE, ["1", "5"]))
+    thread.start()
+    client.wait_until_held(1)
+    released = time.time()
+    client.release()
+    thread.join(timeout=10)
+    answered = time.time()
+
+    [message] = client.inbox(to=MOBILE)
+    assert before <= message["received_at"] < released <= message["delivered_at"] <= answered
+
+
 def test_control_rejects_unknown_settings_and_wrong_types(gateway):
     assert requests.post(f"{gateway.url}/_control", json={"speed": 1}, timeout=5).status_code == 400
     assert requests.post(f"{gateway.url}/_control", json={"latency": "fast"}, timeout=5).status_code == 400
