@@ -1,9 +1,10 @@
-"""The page in a real browser (Debian's Chromium through Playwright), on steps 1 and 4 served for real.
+"""The page in a real browser (Debian's Chromium through Playwright), on steps 1, 3 and 4 served for real.
 
 Orders, not timings: the gateway can hold an SMS until released, so "the page answered while the
 provider still held the SMS" is a fact, not a stopwatch reading.
 """
 
+import re
 import sys
 
 import pytest
@@ -30,6 +31,7 @@ def browser():
 
 @pytest.fixture(scope="module", params=[1, 4], ids=["step1", "step4"])
 def server(request):
+    """A step served for real; a test that needs another step parametrizes it (indirect)."""
     with StepServer(request.param) as running:
         yield running
 
@@ -102,6 +104,82 @@ def test_an_invalid_number_shows_the_apis_message_next_to_the_field(page, server
         # Step 4 refuses it before anything is sent.
         assert "请输入11位中国大陆手机号" in page.locator("#error").inner_text()
         assert server.gateway.control()["received"] + server.gateway.control()["rejected"] == 0
+
+
+STATUS_SHOWN = "document.querySelector('#status').textContent.length > 0"
+# The gateway's time of the SMS is on the timeline: every figure of this send is there.
+TIMELINE_DONE = "document.querySelector('#timeline [data-event=delivered][data-ms]')"
+
+
+def timeline(page) -> tuple[dict[str, int], list[str]]:
+    """The page's timeline once complete: ms since the click of each event, and the events as listed."""
+    page.wait_for_function(TIMELINE_DONE, timeout=30_000)
+    items = page.eval_on_selector_all(
+        "#timeline li", "items => items.map((i) => [i.dataset.event, Number(i.dataset.ms)])"
+    )
+    return dict(items), [event for event, _ in items]
+
+
+@pytest.mark.parametrize("server", [1, 3, 4], indirect=True, ids=["step1", "step3", "step4"])
+def test_the_timeline_shows_whether_the_request_waited_for_the_sms(page, server):
+    """After a send the page lists, from the click: the request's answer (timed by the page), and the
+    gateway's times of the SMS: its call arriving, the SMS reaching the phone. Step 1's request lasts at
+    least the provider's latency and answers after the SMS; from step 3 on the provider holds the SMS
+    until the page has its answer, and the timeline shows the answer first, the SMS still to come."""
+    server.gateway.configure(hold=True)
+    page.fill("#mobile", MOBILE)
+    page.click("#send")
+    server.gateway.wait_until_held(1, timeout=30)
+    if server.step >= 3:
+        page.wait_for_function(STATUS_SHOWN, timeout=10_000)
+        assert page.locator("#timeline .pending[data-event=delivered]").count() == 1
+    server.gateway.release()
+
+    times, order = timeline(page)
+
+    assert order[0] == "click" and times["click"] == 0
+    assert 0 <= times["called"] <= times["delivered"]
+    if server.step == 1:
+        assert order == ["click", "called", "delivered", "answered"], "the view waited for the SMS"
+        latency = server.gateway.control()["latency"]
+        assert times["answered"] >= latency * 1000, "the request took the provider's time"
+    else:
+        assert order.index("answered") < order.index("delivered")
+        assert times["answered"] < times["delivered"]
+
+
+def verify(page, code: str) -> tuple[int, str]:
+    """Type ``code`` in the page's code box and click 验证: the HTTP status and what the page shows."""
+    page.fill("#code", code)
+    page.click("#verify")
+    page.wait_for_selector("#verify-result[data-status]", timeout=30_000)
+    result = page.locator("#verify-result")
+    return int(result.get_attribute("data-status")), result.inner_text()
+
+
+@pytest.mark.parametrize("server", [4], indirect=True, ids=["step4"])
+def test_the_code_from_the_phone_verifies_once_and_the_page_shows_each_answer(page, server):
+    """The loop closed: send, read the code on the simulated phone, type it, 验证: verified. A wrong code,
+    and the right one used again, get the API's one answer for both; a number with a day of wrong codes
+    behind it gets the 429 that says so."""
+    page.fill("#mobile", MOBILE)
+    page.click("#send")
+    page.wait_for_selector("#messages .sms", timeout=30_000)
+    code = re.search(r"\d{6}", page.locator("#messages .sms").first.inner_text()).group()
+    wrong_code = f"{(int(code) + 1) % 1_000_000:06d}"
+
+    wrong = verify(page, wrong_code)
+    right = verify(page, code)
+    used = verify(page, code)
+    sms_redis = redis.Redis.from_url(f"{server.redis.url}/1")
+    sms_redis.set(f"sms_wrong_{MOBILE}", 10**6)  # as if the number had been guessed at all day
+    sms_redis.close()
+    today = verify(page, code)
+
+    assert right == (200, "验证成功")
+    assert wrong[0] == 400 and "验证码错误或已失效" in wrong[1]
+    assert used == wrong, "a used code gets the same answer as a wrong one"
+    assert today[0] == 429 and "今天该号码输错验证码的次数过多" in today[1]
 
 
 def test_make_screenshots_saves_the_page_before_and_after_a_send(tmp_path):
