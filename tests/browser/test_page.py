@@ -13,6 +13,7 @@ import redis
 from tests.harness import MOBILE, make, missing
 from workshop.browser import INSTALL_HINT, StepServer, chromium_path, launch
 from workshop.processes import Process, free_port
+from workshop.steps import ROOT
 
 if not chromium_path():
     missing("Chromium", INSTALL_HINT)  # CI installs it (.ci/run): there a missing browser fails
@@ -182,13 +183,25 @@ def test_the_code_from_the_phone_verifies_once_and_the_page_shows_each_answer(pa
     assert today[0] == 429 and "今天该号码输错验证码的次数过多" in today[1]
 
 
-def test_make_screenshots_saves_the_page_before_and_after_a_send(tmp_path):
+def test_make_screenshots_saves_every_image_the_docs_show(tmp_path):
+    """`make screenshots` writes every screenshot a docs page shows, and the docs keep no other."""
+    folder = ROOT / "docs" / "assets" / "screenshots"
+    shown = {
+        name
+        for page in (ROOT / "docs").glob("*.md")
+        for name in re.findall(r"assets/screenshots/([\w.-]+\.png)", page.read_text())
+    }
+
     result = make("screenshots", SCREENSHOTS_OUT=str(tmp_path))
 
     assert result.returncode == 0, result.stdout + result.stderr
-    for name in ("step1-before", "step1-after", "step4-before", "step4-after"):
-        png = (tmp_path / f"{name}.png").read_bytes()
+    assert shown, "the docs show no screenshot"
+    for name in sorted(shown):
+        png = (tmp_path / name).read_bytes()
         assert png.startswith(b"\x89PNG") and len(png) > 5000, name
+    assert {p.name for p in folder.iterdir()} == shown, (
+        "docs/assets/screenshots/ keeps only what a page shows"
+    )
 
 
 EVIL_PAGE = """<!doctype html><title>waiting</title>

@@ -51,7 +51,7 @@ COMMANDS = {
     "make docs-serve": "tests/docs/test_docs.py::test_make_docs_serve_serves_the_site",
     "make bench": "tests/workshop/test_bench.py::test_the_bench_runs_end_to_end_in_smoke_mode",
     "make bench QUICK=1": "tests/workshop/test_bench.py::test_the_bench_runs_end_to_end_in_smoke_mode",
-    "make screenshots": "tests/browser/test_page.py::test_make_screenshots_saves_the_page_before_and_after_a_send",
+    "make screenshots": "tests/browser/test_page.py::test_make_screenshots_saves_every_image_the_docs_show",
     # Exercises.
     "make start-step 2": "tests/exercises/test_exercises.py::test_start_step_copies_the_previous_step",
     "make start-step 3": "tests/exercises/test_exercises.py::test_start_step_copies_the_previous_step",
