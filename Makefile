@@ -52,11 +52,11 @@ setup: $(STAMP) ## Create .venv and install everything (every target does this f
 	@echo "Ready: $(VENV) ($$($(PY) --version))"
 
 demo: $(STAMP) ## Start the final step: Redis, SMS gateway, worker, Django on http://127.0.0.1:8000
-	@$(MAKE) --no-print-directory run-step N=$(LAST_STEP)
+	@$(MAKE) --no-print-directory run-step N=$(LAST_STEP) STEP_DIR=$(call step_dir,$(LAST_STEP))
 
-run-step: $(STAMP) ## Start step N with honcho (Redis, gateway, worker, Django); Ctrl-C stops all
+run-step: $(STAMP) ## Start step N with honcho (your workspace/ copy if any, or STEP_DIR=path); Ctrl-C stops all
 	$(need_step)
-	@$(PY) -m workshop.demo run $(N)
+	@$(PY) -m workshop.demo run $(N) $(if $(STEP_DIR),--dir $(STEP_DIR))
 
 redis: $(STAMP) ## Run a Redis server on 127.0.0.1:6379 (or use the one already there)
 	@$(PY) -m workshop.redis_server

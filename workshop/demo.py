@@ -1,6 +1,7 @@
 """`make run-step N` and `make demo`: check the ports, then start the step's Procfile with honcho.
 
     python -m workshop.demo run 4     # Redis, gateway, worker, Flower, Django for step 4
+    python -m workshop.demo run 3 --dir workspace/step03   # the same for a student's copy of a step
     python -m workshop.demo ready     # (a Procfile entry) print the addresses once the page answers
 
 Ports come from the environment: WEB_PORT (8000), SMS_GATEWAY_PORT (8881), REDIS_PORT (6379),
@@ -25,7 +26,7 @@ from honcho.manager import Manager
 
 from workshop.processes import port_in_use, wait_forever, wait_until
 from workshop.redis_server import ping
-from workshop.steps import step_environment, step_folder
+from workshop.steps import step_environment, step_folder, workspace_root
 
 PORTS = {  # env var: (default, what listens there)
     "WEB_PORT": (8000, "Django"),
@@ -66,8 +67,23 @@ def busy_ports(uses_flower: bool) -> list[str]:
     return problems
 
 
-def run(n: str) -> int:
-    folder = step_folder(n)
+def folder_to_run(n: str, given: str | None) -> tuple[Path, str]:
+    """The folder to start, and the banner's word for it: the one given (STEP_DIR), else a student's
+    copy in workspace/ once there is one, else the reference step."""
+    reference = step_folder(n)
+    if given:
+        folder = Path(given).resolve()
+        if not (folder / "Procfile").exists():
+            sys.exit(f"{given} is not a step folder: it has no Procfile.")
+        return folder, "the reference" if folder == reference else "your copy"
+    copy = workspace_root() / f"step{int(n):02d}"
+    if (copy / "Procfile").exists():
+        return copy, f"your copy (the reference: make run-step {int(n)} STEP_DIR={reference.name})"
+    return reference, "the reference"
+
+
+def run(n: str, given: str | None = None) -> int:
+    folder, which = folder_to_run(n, given)
     procfile = (folder / "Procfile").read_text()
     problems = busy_ports(uses_flower="flower:" in procfile)
     if problems:
@@ -77,7 +93,7 @@ def run(n: str) -> int:
     for name in PORTS:
         env[name] = str(port(name))
     print(
-        f"==> step {int(n)}: starting {folder.name}/Procfile with honcho (Ctrl-C stops everything)",
+        f"==> step {int(n)}: starting {folder}/Procfile, {which}, with honcho (Ctrl-C stops everything)",
         flush=True,
     )
     os.chdir(folder)
@@ -163,11 +179,11 @@ def ready() -> int:
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["run"] and len(argv) == 2 and argv[1].isdigit():
-        return run(argv[1])
+    if argv[:1] == ["run"] and len(argv) in (2, 4) and argv[1].isdigit() and argv[2:3] in ([], ["--dir"]):
+        return run(argv[1], argv[3] if len(argv) == 4 else None)
     if argv == ["ready"]:
         return ready()
-    sys.exit("usage: python -m workshop.demo run N | ready")
+    sys.exit("usage: python -m workshop.demo run N [--dir FOLDER] | ready")
 
 
 if __name__ == "__main__":

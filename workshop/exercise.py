@@ -19,11 +19,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from workshop.steps import COPY_IGNORE, ROOT, step_folder
-
-
-def workspace_root() -> Path:
-    return Path(os.environ.get("WORKSPACE") or ROOT / "workspace")
+from workshop.steps import COPY_IGNORE, ROOT, step_folder, workspace_root
 
 
 def same_tree(a: Path, b: Path) -> bool:
@@ -57,7 +53,15 @@ def start(n: int, force: bool) -> int:
     print(
         f"Now make it step {n}: the step {n} page says what to change. Check your work with `make check-step {n}`."
     )
+    print(run_hint(n, target))
     return 0
+
+
+def run_hint(n: int, target: Path) -> str:
+    """How to see this copy in the browser, with the same Redis, gateway and worker as the reference."""
+    default = (workspace_root() / f"step{n:02d}").resolve()
+    where = "" if target.resolve() == default else f" STEP_DIR={target}"
+    return f"See your copy in the browser: `make run-step {n}{where}`."
 
 
 def docstrings_of_tests(folder: Path) -> dict[str, str]:
@@ -189,9 +193,13 @@ def check(n: int, workspace: Path | None, part: int | None, pytest_args: list[st
         print(f"Step {n} checks against {target}: no test ran.")
         return 1
     docs = docstrings_of_tests(tests)
-    if parts:
-        return stairs(n, part, parts, results, docs, target)
+    code = climb(n, part, parts, results, docs, target) if parts else whole(n, results, docs, target)
+    print(run_hint(n, target))
+    return code
 
+
+def whole(n: int, results: list[Result], docs, target: Path) -> int:
+    """Print each test's state; the missing ones with what they check and what went wrong."""
     passed = [r for r in results if r.problem is None]
     missing = [r for r in results if r.problem is not None]
     print(f"Step {n} checks against {target}:")
@@ -218,7 +226,7 @@ def explain(result: Result, docs: dict[str, str], head: str) -> None:
         print(f"{pad}what went wrong: {result.problem}")
 
 
-def stairs(n: int, only: int | None, parts: list[Part], results: list[Result], docs, target: Path) -> int:
+def climb(n: int, only: int | None, parts: list[Part], results: list[Result], docs, target: Path) -> int:
     """Print the stairs: each part's state, then the first part to do, its first failing test and the
     section to read."""
     print(f"Step {n}, part by part, against {target}:")

@@ -3,6 +3,7 @@ environment that points a step at a Redis and an SMS gateway. Each fact is writt
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 from pathlib import Path
@@ -20,6 +21,11 @@ def step_folder(n: int | str) -> Path:
     if not matches:
         raise SystemExit(f"There is no step {n}.")
     return matches[0]
+
+
+def workspace_root() -> Path:
+    """Where a student's copies of the steps go (make start-step): workspace/, or WORKSPACE."""
+    return Path(os.environ.get("WORKSPACE") or ROOT / "workspace")
 
 
 def procfile(folder: Path) -> dict[str, str]:

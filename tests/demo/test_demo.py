@@ -18,7 +18,7 @@ from tests.harness import left_running, make
 from workshop.gateway import GatewayClient
 from workshop.processes import Process, free_port
 from workshop.redis_server import RedisServer
-from workshop.steps import ROOT, procfile, step_environment, step_folder
+from workshop.steps import COPY_IGNORE, ROOT, procfile, step_environment, step_folder
 
 
 class Demo(Process):
@@ -129,6 +129,27 @@ def test_make_run_step_2_and_3_with_an_existing_redis(demo, step):
         if step == "3":  # the worker took the message from this Redis
             d.wait_for("succeeded")
         assert d.ctrl_c() == []
+
+
+def test_make_run_step_runs_a_students_copy(demo, tmp_path):
+    """Once workspace/step03 exists, `make run-step 3` runs it, and the banner says so: the student's
+    page and worker, with the same Redis and gateway as the reference."""
+    copy = tmp_path / "step03"
+    shutil.copytree(step_folder(3), copy, ignore=COPY_IGNORE)
+    page = copy / "users" / "templates" / "users" / "index.html"
+    page.write_text(page.read_text().replace("</body>", '<p id="mine">my copy</p></body>'))
+
+    d = demo("run-step", "3", WORKSPACE=str(tmp_path))
+    d.wait_for("==> ready")
+
+    assert f"starting {copy}/Procfile, your copy (the reference: make run-step 3 STEP_DIR=" in d.output
+    assert '<p id="mine">my copy</p>' in requests.get(d.url("/"), timeout=10).text
+    assert requests.get(d.url("/users/sms/13800138000/"), timeout=10).status_code == 200
+    GatewayClient(f"http://127.0.0.1:{d.ports['SMS_GATEWAY_PORT']}").wait_for_messages(
+        "13800138000", timeout=30
+    )
+    d.wait_for("succeeded")  # the copy's own worker
+    assert d.ctrl_c() == []
 
 
 def test_the_demos_redis_keeps_queued_sms_through_a_crash():
