@@ -393,3 +393,42 @@ def test_every_test_a_page_names_exists():
 
     assert named, "the pages name no test at all"
     assert not {(page, name) for page, name in named if name not in defined}
+
+
+def test_a_test_a_page_places_in_a_file_is_in_that_file():
+    """ "`test_x` in `test_05_worker_crash.py`", "`hostile/test_limits.py` 里的 `test_x`", and the tests
+    listed under "**Tests** (`file.py`)": each is defined in that file (tests move between files)."""
+    files = list((ROOT / "tests").rglob("test_*.py"))
+
+    def defined_in(page, file):
+        # A bare file name on a step's page is in that step's tests folder, as the page says.
+        folder = re.match(r"step(\d)", page.name)
+        matches = [p for p in files if str(p).endswith("/" + file)]
+        if folder and "/" not in file:
+            matches = [p for p in matches if p.parent.name == f"step0{folder[1]}"] or matches
+        assert len(matches) == 1, f"{page.name}: `{file}` is no test file, or more than one"
+        tree = ast.parse(matches[0].read_text())
+        return {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
+
+    placed = []
+    for page in DOCS.glob("*.md"):
+        block, lines = None, []
+        for line in page.read_text().splitlines():  # a bullet's wrapped lines joined to it
+            if lines and lines[-1].startswith("- ") and line.startswith("  ") and line.strip():
+                lines[-1] += " " + line.strip()
+            else:
+                lines.append(line)
+        for line in lines:
+            header = re.match(r"\*\*(?:Tests|测试)\*\*\s*[（(]`([\w/]+\.py)`", line)
+            if header or line.startswith("#"):
+                block = header[1] if header else None
+            explicit = re.findall(r"`(test_\w+)`[^`]{0,40}? in `([\w/]+\.py)`", line)
+            explicit += [(n, f) for f, n in re.findall(r"`([\w/]+\.py)` 里的 `(test_\w+)`", line)]
+            placed += [(page, name, file) for name, file in explicit]
+            bullet = re.match(r"- `(test_\w+)`", line)
+            if block and bullet and not re.search(r" in `[\w/]+\.py`| 里的 `", line):
+                placed.append((page, bullet[1], block))
+
+    assert placed
+    wrong = [(page.name, name, file) for page, name, file in placed if name not in defined_in(page, file)]
+    assert not wrong, f"tests the pages place in a file that does not define them: {wrong}"

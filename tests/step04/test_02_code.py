@@ -191,11 +191,3 @@ def test_a_right_code_is_not_counted_as_a_wrong_one(send, verify, sms_redis, set
         sms_redis.delete(f"interval_{MOBILE}")
 
     assert sms_redis.get(f"sms_wrong_{MOBILE}") == "0"
-
-
-def test_verify_only_accepts_post(client):
-    """GET on the verify endpoint: a JSON 405."""
-    response = client.get("/users/sms/verify/")
-
-    assert response.status_code == 405
-    assert response.json()["error"]

@@ -100,3 +100,11 @@ def test_the_api_refuses_what_is_not_a_json_object(client, path, raw, content_ty
     assert response.status_code == expected
     assert response["Content-Type"] == "application/json"
     assert response.json()["error"]
+
+
+def test_verify_only_accepts_post(client):
+    """GET on the verify endpoint: a JSON 405."""
+    response = client.get("/users/sms/verify/")
+
+    assert response.status_code == 405
+    assert response.json()["error"]
