@@ -42,7 +42,7 @@ USE_POST = _(
 
 
 class IndexView(TemplateView):
-    """The demo page: a mobile field, the 获取验证码 button and a simulated phone."""
+    """The demo page: a mobile field, the 获取验证码 button, a box to verify the code, a simulated phone."""
 
     template_name = "users/index.html"
 
