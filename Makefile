@@ -88,11 +88,11 @@ start-step: $(STAMP) ## Exercise: copy step N-1 into workspace/ to turn it into 
 	$(need_step)
 	@$(PY) -m workshop.exercise start $(N) $(if $(FORCE),--force)
 
-check-step: $(STAMP) ## Exercise: run step N's tests against workspace/ and say what is missing
+check-step: $(STAMP) ## Exercise: step N's tests against workspace/, what is missing (step 4 part by part; PART=N)
 	$(need_step)
 	@$(PY) -m workshop.exercise check $(N) $(if $(PART),--part $(PART))
 
-screenshots: $(STAMP) ## Save PNGs of the page before and after a send (steps 1 and 4) for the docs
+screenshots: $(STAMP) ## Save the docs' PNGs of the page: a send on steps 1 and 4, a code verified
 	@$(PY) -m workshop.screenshots
 
 docs-serve: $(STAMP) ## Serve the docs site on http://127.0.0.1:8001 with live reload

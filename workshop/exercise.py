@@ -257,7 +257,7 @@ def climb(n: int, only: int | None, parts: list[Part], results: list[Result], do
         return 0
     part, failed = first
     real = [r for r in failed if not r.waiting]
-    print(f"\nNext: part {part.number}, {part.title} ({len(real)} test(s) to make pass). The first:")
+    print(f"\nNext: part {part.number}, {part.title} ({len(real)} test(s) still failing). The first:")
     explain(real[0], docs, "  ")
     for other in real[1:]:
         print(f"  also: {other.name}")

@@ -58,7 +58,15 @@ COMMANDS = {
     "make start-step 4": "tests/exercises/test_exercises.py::test_start_step_copies_the_previous_step",
     "make check-step 2": "tests/exercises/test_exercises.py::test_check_step_names_what_is_missing",
     "make check-step 3": "tests/exercises/test_exercises.py::test_check_step_names_what_is_missing",
-    "make check-step 4": "tests/exercises/test_exercises.py::test_check_step_names_what_is_missing",
+    "make check-step 4": "tests/exercises/test_exercises.py::test_the_stairs_on_an_unchanged_step_3_start_at_part_0",
+    # The command each section of the step 4 page ends with, one per part.
+    **{
+        f"make check-step 4 PART={n}": [
+            "tests/exercises/test_exercises.py::test_each_part_is_checked_alone",
+            "tests/exercises/test_exercises.py::test_one_part_of_the_reference_passes_alone",
+        ]
+        for n in range(12)
+    },
     # The virtual environment, activated by hand (setup.md#activate) for the commands typed in a step folder.
     "source .venv/bin/activate": ACTIVATE,
     # Inside a step folder.

@@ -4,6 +4,7 @@ missing; the reference step passes. `make start-step N` / `make check-step N`, a
 import ast
 import re
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -143,12 +144,34 @@ def test_the_stairs_on_an_unchanged_step_3_start_at_part_0(tmp_path):
     assert "test_the_chapters_get_sends_nothing_and_names_the_new_method[get]" in result.stdout
     assert "what it checks: GET and HEAD must be safe" in result.stdout
     assert "Read: docs/step4.md, section #post-not-get" in result.stdout
+    shown = [" ".join(line.split()) for line in result.stdout.splitlines()]
+    for page in ("step4.md", "step4.en.md"):  # the output the Exercise section shows is this output
+        exercise = (ROOT / "docs" / page).read_text().partition("{#exercise}")[2]
+        sample = exercise.partition("```text\n")[2].partition("```")[0]
+        for line in filter(None, (" ".join(line.split()) for line in sample.splitlines())):
+            start = line.split("...")[0]
+            assert any(start in real for real in shown), (
+                f"{page} shows {line!r}; the check printed:\n{result.stdout}"
+            )
 
-    one = make_in(tmp_path, "check-step", "4", "PART=5")
 
-    assert one.returncode != 0
-    assert stair_states(one.stdout) == {5: "wait"}
-    assert "cannot be checked yet: it needs part 0 first" in one.stdout
+def test_each_part_is_checked_alone(tmp_path):
+    """`make check-step 4 PART=N`, as each section of the page ends, on a copy of step 3: only that part
+    runs; part 0 is to do, every other part cannot be checked before it and says so."""
+    copy_of(tmp_path, 3, "step04")
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(
+            pool.map(lambda part: make_in(tmp_path, "check-step", "4", f"PART={part.number}"), PARTS)
+        )
+
+    for part, result in zip(PARTS, results, strict=True):
+        assert result.returncode != 0
+        assert stair_states(result.stdout) == {part.number: "TODO" if part.number == 0 else "wait"}, (
+            result.stdout
+        )
+        if part.number:
+            assert "cannot be checked yet: it needs part 0 first" in result.stdout
 
 
 def test_every_part_fails_on_step_3_by_its_own_tests(tmp_path):
