@@ -20,9 +20,10 @@ from dataclasses import dataclass
 import pytest
 import redis
 
+from tests.harness import NO_HANG
+
 from .stack import (
     LOADS,
-    NO_HANG,
     READ_TIMEOUT,
     WORKER_CONCURRENCY,
     burst,
