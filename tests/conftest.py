@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from tests.harness import SERVICES, STEP_PATH, TEST_GATEWAY_LATENCY, Worker
+from tests.harness import SERVICES, STEP_PATH, TEST_GATEWAY_LATENCY, Worker, wait_while_working
 from workshop.gateway import GatewayClient
 
 
@@ -34,7 +34,7 @@ def redis_url(services):
 @pytest.fixture
 def gateway(services):
     """The real SMS gateway, its inbox emptied and its faults cleared before each test."""
-    client = GatewayClient(services.gateway_url)
+    client = GatewayClient(services.gateway_url, wait=wait_while_working)
     client.configure(latency=TEST_GATEWAY_LATENCY, fail_rate=0.0, fail_next=0, hold=False)
     client.release()
     client.reset()

@@ -8,6 +8,7 @@ would set them.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import subprocess
@@ -17,13 +18,14 @@ import time
 from pathlib import Path
 
 import django
+import polib
 import psutil
 import pytest
 
 from workshop.gateway import command as gateway_command
 from workshop.processes import Process, free_port, wait_until
 from workshop.redis_server import RedisServer, ping
-from workshop.steps import ROOT, step_environment
+from workshop.steps import ROOT, step_environment, step_folder
 
 # Short but real: the view still waits for it in step 1, and the tests stay quick.
 TEST_GATEWAY_LATENCY = 0.3
@@ -148,6 +150,29 @@ def missing(what: str, hint: str):
     pytest.skip(f"{what} is missing: {hint}", allow_module_level=True)
 
 
+def error_text(response) -> str:
+    """An error answer's message: {"error": ...} in step 4; before its part 11, DRF's {"detail": ...} or the
+    chapter's {"message": ...} will do."""
+    body = response.json()
+    return body.get("error") or body.get("detail") or body.get("message") or ""
+
+
+@functools.cache
+def catalogue() -> list:
+    """The reference step 4's Chinese messages (polib entries)."""
+    return list(polib.pofile(str(step_folder(4) / "locale/zh_Hans/LC_MESSAGES/django.po")))
+
+
+def says(response, chinese: str) -> bool:
+    """Whether an error answer says this: in Chinese, or, before step 4's part 11 (translations), in the
+    English of the message whose Chinese it is (the reference step's catalogue)."""
+    text = error_text(response)
+    if chinese in text:
+        return True
+    english = [re.split(r"%\(|\{", e.msgid)[0].strip() for e in catalogue() if chinese in e.msgstr]
+    return any(words and words in text for words in english)
+
+
 def timed(call):
     """What ``call()`` returned, and how long it took (s)."""
     started = time.monotonic()
@@ -187,11 +212,36 @@ def wait_until_settled(broker, gateway=None, timeout: float = 30.0) -> None:
     def settled() -> bool:
         return pending() == 0 and (gateway is None or gateway.control()["in_flight"] == 0)
 
-    wait_until(
+    wait_while_working(
         settled,
         lambda: f"{pending()} messages still pending; gateway: {gateway and gateway.control()}",
         timeout,
     )
+
+
+# The workers the running test started (a student's copy is judged by them: see stop_if_idle).
+WORKERS: set = set()
+
+
+def stop_if_idle(what: str) -> bool:
+    """On a student's copy (STEP_DIR), a wait for what a worker would do ends once every worker the test
+    started is idle: nothing more is coming, and the check should say so now rather than after its
+    timeout. The reference step waits in full. Returns False (keep waiting) or raises."""
+    if not os.environ.get("STEP_DIR"):
+        return False
+    workers = [worker for worker in WORKERS if worker.running()]
+    if not workers or not all(worker.idle() for worker in workers):
+        return False
+    tail = "\n".join(workers[0].output.splitlines()[-25:])
+    raise AssertionError(
+        f"waited for: {what}; but the worker finished every task it received without it. "
+        f"The end of its log:\n{tail}"
+    )
+
+
+def wait_while_working(done, failure, timeout: float = 30.0) -> None:
+    """wait_until, except that on a student's copy it ends once the workers are idle (stop_if_idle)."""
+    wait_until(lambda: done() or stop_if_idle(failure() if callable(failure) else failure), failure, timeout)
 
 
 def left_running(processes, timeout: float = 10.0) -> list:
@@ -227,33 +277,25 @@ class Worker(Process):
             *extra,
         ]
         super().__init__(args, cwd=cwd, env=env)
+        self._seen, self._since = -1, time.monotonic()
 
     @property
     def log(self) -> str:
         return self.output
 
     def wait_for(self, text: str, timeout: float = 30.0) -> str:
-        """Wait until the log contains ``text``. On a student's copy (STEP_DIR), also stop waiting once
-        the worker has finished every task it received and logged nothing for IDLE seconds: whatever the
-        test waits for is not coming, and the check should say so now, not after ``timeout``."""
-        if not os.environ.get("STEP_DIR"):
-            return super().wait_for(text, timeout)
-        quiet = {"size": -1, "since": time.monotonic()}
-
-        def done() -> bool:
-            log = self.output
-            if text in log:
-                return True
-            if len(log) != quiet["size"]:
-                quiet.update(size=len(log), since=time.monotonic())
-            elif time.monotonic() - quiet["since"] > IDLE and not self.tasks_in_hand(log):
-                raise AssertionError(
-                    f"the worker finished every task it received and did not log {text!r}. Its log:\n{log}"
-                )
-            return False
-
-        self.wait_until(done, repr(text), timeout)
+        """Wait until the log contains ``text`` (on a student's copy, only while a worker is busy)."""
+        self.wait_until(
+            lambda: text in self.output or stop_if_idle(f"the worker logged {text!r}"), repr(text), timeout
+        )
         return self.output
+
+    def idle(self) -> bool:
+        """Every task it received has ended, and it has logged nothing for IDLE seconds."""
+        log, now = self.output, time.monotonic()
+        if len(log) != self._seen:
+            self._seen, self._since = len(log), now
+        return now - self._since > IDLE and self.tasks_in_hand(log) == 0
 
     @staticmethod
     def tasks_in_hand(log: str) -> int:
@@ -264,7 +306,12 @@ class Worker(Process):
 
     def start(self, timeout: float = 60.0) -> Worker:
         super().start(ready=" ready.", timeout=timeout)
+        WORKERS.add(self)
         return self
+
+    def _finish(self) -> None:
+        WORKERS.discard(self)
+        super()._finish()
 
     def stop(self, timeout: float = 15.0, group: bool = False) -> None:
         """Warm shutdown by default: SIGTERM to the main process, which lets the task in flight finish;

@@ -77,7 +77,7 @@ COMMANDS = {
     "cd step02_celery_intro": "tests/step02/test_celery_intro.py::test_the_worker_lists_both_task_names",
     "cd step04_final": STEP4_COMMANDS + "test_inspect_shows_the_sms_task_and_its_queue",
     "celery -A mycelery.main worker --loglevel=info": "tests/step02/test_celery_intro.py::test_the_worker_lists_both_task_names",
-    "celery -A mycelery.main worker -Q sms,celery --loglevel=info": "tests/step04/test_00_post.py::test_send_answers_at_once_and_the_worker_delivers_a_six_digit_code",
+    "celery -A mycelery.main worker -Q sms,celery --loglevel=info": "tests/step04/test_00_post.py::test_a_post_sends_and_the_worker_delivers_the_code",
     "celery -A mycelery.main worker --loglevel=info --pool=solo": STEP4_COMMANDS
     + "test_the_windows_pool_solo_worker_delivers",
     "celery -A mycelery.main worker -Q sms,celery --loglevel=info --pool=solo": STEP4_COMMANDS

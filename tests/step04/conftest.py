@@ -38,11 +38,23 @@ def reference_missing():
     return None
 
 
+def celery_settings_missing():
+    from mycelery.main import app
+
+    if app.namespace != "CELERY":
+        return (
+            "Celery does not read Django's CELERY_* settings yet: in mycelery/main.py, "
+            'app.config_from_object("django.conf:settings", namespace="CELERY")'
+        )
+    return None
+
+
 # The parts every other part stands on, each checked once and in an instant: a test of a later part
 # fails at once, naming the part to do first, instead of waiting for a worker to do what cannot happen yet.
 FOUNDATIONS = {
     0: ("POST users/sms/ with a JSON body", post_endpoint_missing),
     2: ("a send stores sms_send_<ref> and the task takes ref", reference_missing),
+    5: ("Celery's settings in Django's, CELERY_*", celery_settings_missing),
 }
 
 

@@ -2,9 +2,10 @@
 
 Part 2 of step 4: the page's section step4.md#secure-code."""
 
+import re
 import time
 
-from tests.harness import MOBILE, concurrently
+from tests.harness import MOBILE, concurrently, error_text, says
 
 # Stands on part 0: without it, these tests fail at once (tests/step04/conftest.py).
 NEEDS = [0]
@@ -31,7 +32,7 @@ def test_the_right_code_works_once(send, verify, sms_redis):
     assert first.status_code == 200
     assert first.json() == {"message": "验证成功"}
     assert second.status_code == 400
-    assert WRONG in second.json()["error"]
+    assert says(second, WRONG), error_text(second)
 
 
 def test_a_wrong_code_and_no_code_get_the_same_answer(send, verify, sms_redis):
@@ -44,7 +45,7 @@ def test_a_wrong_code_and_no_code_get_the_same_answer(send, verify, sms_redis):
 
     assert wrong.status_code == none.status_code == 400
     assert wrong.json() == none.json()
-    assert WRONG in wrong.json()["error"] and "5" in wrong.json()["error"], "the rule, not the state"
+    assert says(wrong, WRONG) and "5" in error_text(wrong), "the rule, not the state"
 
 
 def test_the_fifth_wrong_attempt_destroys_the_code(send, verify, sms_redis):
@@ -90,7 +91,7 @@ def test_an_expired_code_fails(send, verify, sms_redis):
     response = verify(code=code)
 
     assert response.status_code == 400
-    assert WRONG in response.json()["error"]
+    assert says(response, WRONG), error_text(response)
 
 
 def test_a_new_code_resets_the_attempts(send, verify, sms_redis):
@@ -148,7 +149,7 @@ def test_an_attempt_is_counted_before_the_code_is_compared(send, verify, sms_red
     response = verify(code=code)
 
     assert response.status_code == 400
-    assert WRONG in response.json()["error"]
+    assert says(response, WRONG), error_text(response)
 
 
 def test_wrong_codes_are_capped_per_number_per_day_across_codes(send, verify, sms_redis, settings):
@@ -165,7 +166,7 @@ def test_wrong_codes_are_capped_per_number_per_day_across_codes(send, verify, sm
     capped = verify(code=second)
 
     assert capped.status_code == 429
-    assert "输错验证码的次数过多" in capped.json()["error"]
+    assert says(capped, "输错验证码的次数过多"), error_text(capped)
     assert int(capped["Retry-After"]) > 0
     assert sms_redis.get(f"sms_{MOBILE}") == second, "the code is kept: tomorrow it will have expired anyway"
 
@@ -191,3 +192,16 @@ def test_a_right_code_is_not_counted_as_a_wrong_one(send, verify, sms_redis, set
         sms_redis.delete(f"interval_{MOBILE}")
 
     assert sms_redis.get(f"sms_wrong_{MOBILE}") == "0"
+
+
+def test_a_send_answers_how_long_the_six_digit_code_lives(send, sms_redis):
+    """The code is 6 digits; the answer says how long it lives and when another may be asked for."""
+    response = send()
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "message": "短信已经发送，请留意您的手机",
+        "expires_in": 300,
+        "retry_after": 60,
+    }
+    assert re.fullmatch(r"\d{6}", sms_redis.get(f"sms_{MOBILE}"))

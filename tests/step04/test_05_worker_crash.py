@@ -6,10 +6,28 @@ import time
 
 import redis
 
-from tests.harness import MOBILE, wait_until_settled
+from tests.harness import MOBILE, python, wait_until_settled, wait_while_working
 
 # Stands on part 0 and part 2: without them, these tests fail at once (tests/step04/conftest.py).
 NEEDS = [0, 2]
+
+
+def test_celery_reads_django_settings_with_the_celery_namespace(services, step_path):
+    """Celery's settings come from Django's (CELERY_ prefix): acks_late and the rest take effect, URLs from REDIS_URL."""
+    from mycelery.main import app
+
+    # Without CELERY_* in the environment, the broker and the result store come from REDIS_URL, through
+    # Django's settings (CELERY_BROKER_URL = f"{REDIS_URL}/15").
+    shown = python(
+        "from mycelery.main import app; print(app.conf.broker_url, app.conf.result_backend)",
+        step_path,
+        env={"REDIS_URL": "redis://127.0.0.1:6390"},
+        without=["CELERY_"],
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.split() == ["redis://127.0.0.1:6390/15", "redis://127.0.0.1:6390/14"]
+    assert app.conf.task_acks_late is True
+    assert app.conf.task_reject_on_worker_lost is True
 
 
 def test_a_code_that_is_no_longer_current_is_not_sent(send, gateway, sms_redis, sms_worker):
@@ -92,10 +110,10 @@ def test_two_deliveries_at_the_same_moment_call_the_provider_once(
     first, second = sms_worker("-c", "1"), sms_worker("-c", "1")
     gateway.wait_until_held(1, timeout=30)
 
-    deadline = time.monotonic() + 30
-    while not any("already sending" in worker.log for worker in (first, second)):
-        assert time.monotonic() < deadline, f"no delivery found the claim taken:\n{first.log}\n{second.log}"
-        time.sleep(0.05)
+    wait_while_working(
+        lambda: any("already sending" in worker.log for worker in (first, second)),
+        "a delivery that finds the claim taken (already sending)",
+    )
     gateway.release()
     wait_until_settled(broker)
 

@@ -5,33 +5,14 @@ Part 9 of step 4: the page's section step4.md#settings."""
 import secrets
 import sys
 
-from tests.harness import python, run
+from tests.harness import run
 
-# Stands on part 0: without it, these tests fail at once (tests/step04/conftest.py).
-NEEDS = [0]
+# Stands on part 0 and part 5: without them, these tests fail at once (tests/step04/conftest.py).
+NEEDS = [0, 5]
 
 
 def manage(step_path, *args, without=(), **env):
     return run([sys.executable, "manage.py", *args], cwd=step_path, env=env, without=without, timeout=60)
-
-
-def test_celery_reads_django_settings_with_the_celery_namespace(services, step_path):
-    """Celery's settings come from Django's (CELERY_ prefix), derived from REDIS_URL."""
-    from mycelery.main import app
-
-    # Without CELERY_* in the environment, the broker and the result store come from REDIS_URL, through
-    # Django's settings (CELERY_BROKER_URL = f"{REDIS_URL}/15").
-    shown = python(
-        "from mycelery.main import app; print(app.conf.broker_url, app.conf.result_backend)",
-        step_path,
-        env={"REDIS_URL": "redis://127.0.0.1:6390"},
-        without=["CELERY_"],
-    )
-    assert shown.returncode == 0, shown.stderr
-    assert shown.stdout.split() == ["redis://127.0.0.1:6390/15", "redis://127.0.0.1:6390/14"]
-    assert app.conf.task_acks_late is True
-    assert app.conf.task_reject_on_worker_lost is True
-    assert app.conf.task_routes == {"mycelery.sms.tasks.*": {"queue": "sms"}}
 
 
 def test_the_sms_task_goes_to_the_sms_queue(send, broker):

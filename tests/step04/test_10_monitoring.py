@@ -10,8 +10,8 @@ import pytest
 from tests.harness import NO_HANG, run, timed
 from workshop.processes import wait_until
 
-# Stands on part 0: without it, these tests fail at once (tests/step04/conftest.py).
-NEEDS = [0]
+# Stands on part 0 and part 5: without them, these tests fail at once (tests/step04/conftest.py).
+NEEDS = [0, 5]
 
 
 def celery(step_path, *args):
