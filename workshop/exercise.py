@@ -127,9 +127,7 @@ class Result:
     waiting: bool = False  # failed because a part it stands on is missing
 
 
-def run_tests(
-    tests: Path, target: Path, selected: list[Path], pytest_args: list[str], env: dict
-) -> list[Result] | None:
+def run_tests(tests: Path, target: Path, selected: list[Path], pytest_args: list[str]) -> list[Result] | None:
     with tempfile.TemporaryDirectory() as tmp:
         junit = Path(tmp) / "report.xml"
         subprocess.run(
@@ -145,7 +143,7 @@ def run_tests(
                 *pytest_args,
             ],
             cwd=ROOT,
-            env={**os.environ, **env, "STEP_DIR": str(target)},
+            env={**os.environ, "STEP_DIR": str(target)},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -185,7 +183,7 @@ def check(n: int, workspace: Path | None, part: int | None, pytest_args: list[st
             print(f"Step {n} has no part {part} (its parts: {numbers}).", file=sys.stderr)
             return 2
         parts = chosen
-    results = run_tests(tests, target, [p.module for p in parts], pytest_args, {})
+    results = run_tests(tests, target, [p.module for p in parts], pytest_args)
     if results is None:
         print(f"The step {n} tests could not run at all against {target}.", file=sys.stderr)
         return 2
@@ -262,7 +260,9 @@ def climb(n: int, only: int | None, parts: list[Part], results: list[Result], do
     for other in real[1:]:
         print(f"  also: {other.name}")
     page, _, anchor = part.section.partition("#")
-    print(f"Read: docs/{page}, section #{anchor} (on the site, `make docs-serve`: /{page[:-3]}/#{anchor}).")
+    english = page.replace(".md", ".en.md")
+    print(f"Read: docs/{page} (中文) or docs/{english}, section #{anchor}")
+    print(f"  (on the site, `make docs-serve`: /{page[:-3]}/#{anchor} or /en/{page[:-3]}/#{anchor}).")
     print(
         f"Check this part alone: `make check-step {n} PART={part.number}`; all parts: `make check-step {n}`."
     )

@@ -143,7 +143,7 @@ def test_the_stairs_on_an_unchanged_step_3_start_at_part_0(tmp_path):
     assert "Next: part 0, No SMS behind a GET" in result.stdout
     assert "test_the_chapters_get_sends_nothing_and_names_the_new_method[get]" in result.stdout
     assert "what it checks: GET and HEAD must be safe" in result.stdout
-    assert "Read: docs/step4.md, section #post-not-get" in result.stdout
+    assert "Read: docs/step4.md (中文) or docs/step4.en.md, section #post-not-get" in result.stdout
     shown = [" ".join(line.split()) for line in result.stdout.splitlines()]
     for page in ("step4.md", "step4.en.md"):  # the output the Exercise section shows is this output
         exercise = (ROOT / "docs" / page).read_text().partition("{#exercise}")[2]

@@ -149,3 +149,19 @@ def test_a_worker_killed_mid_send_does_not_send_twice(send, gateway, broker, sms
 
     assert gateway.control()["received"] == 1
     assert len(gateway.inbox(to=MOBILE)) == 1
+
+
+def test_an_ambiguous_send_leaves_the_claim_taken(send, gateway, sms_redis, the_ref):
+    """Sent, answer lost: the claim records "unknown" and stays taken, so no delivery calls again.
+
+    Run eagerly in this process: the worker's part (typed errors) is part 4's test."""
+    from mycelery.sms.tasks import send_sms
+
+    gateway.configure(fail_next=1, fail_mode="answer_lost")
+    assert send().status_code == 200
+
+    send_sms.apply(args=[the_ref()])
+    send_sms.apply(args=[the_ref()])  # a second delivery of the same message
+
+    assert sms_redis.get(f"sms_claim_{the_ref()}") == "unknown"
+    assert gateway.control()["received"] == 1

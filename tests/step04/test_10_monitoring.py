@@ -1,4 +1,4 @@
-"""Something to watch: Flower, a health check, Celery's commands.
+"""Something to watch: Flower and a health check.
 
 Part 10 of step 4: the page's section step4.md#monitoring."""
 
