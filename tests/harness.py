@@ -32,7 +32,7 @@ TEST_GATEWAY_LATENCY = 0.3
 # The number the tests ask codes for, unless a test needs others.
 MOBILE = "13800138000"
 # A student's copy: a worker quiet this long (s) with no task in hand will not log what a test waits for.
-IDLE = 3.0
+IDLE = 2.0
 # Not a speed figure: a bound that only a hang breaks (the step 4 view gives up after about 0.5 s).
 NO_HANG = 2.0
 
