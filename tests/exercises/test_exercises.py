@@ -214,4 +214,5 @@ def test_a_test_stops_waiting_once_the_worker_is_idle(tmp_path):
 
     assert result.returncode != 0
     assert "test_a_message_already_sent_is_not_sent_again" in result.stdout
-    assert "the worker finished every task it received and did not log 'already sent" in result.stdout
+    assert "waited for: the worker logged 'already sent" in result.stdout
+    assert "but the worker finished every task it received without it" in result.stdout
