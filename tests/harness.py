@@ -33,6 +33,8 @@ TEST_GATEWAY_LATENCY = 0.3
 MOBILE = "13800138000"
 # A student's copy: a worker quiet this long (s) with no task in hand will not log what a test waits for.
 IDLE = 2.0
+# How long nothing may be pending before no more SMS can come (wait_until_settled).
+SETTLED = 0.5
 # Not a speed figure: a bound that only a hang breaks (the step 4 view gives up after about 0.5 s).
 NO_HANG = 2.0
 
@@ -203,14 +205,22 @@ def wait_until_settled(broker, gateway=None, timeout: float = 30.0) -> None:
     no more SMS can come.
 
     acks_late: a message leaves the Redis transport's "unacked" hash only when its task has finished
-    (succeeded, failed for good, or retried as a new message, which then shows up in a queue).
+    (succeeded, failed for good, or retried as a new message, which then shows up in a queue). The state
+    must hold for SETTLED seconds: a message a worker has just popped from its queue shows nowhere for a
+    few milliseconds, until the transport writes it into "unacked".
     """
 
     def pending() -> int:
         return broker.llen("sms") + broker.llen("celery") + broker.hlen("unacked")
 
+    since = []
+
     def settled() -> bool:
-        return pending() == 0 and (gateway is None or gateway.control()["in_flight"] == 0)
+        if pending() or (gateway is not None and gateway.control()["in_flight"]):
+            since.clear()
+            return False
+        since[:] = since or [time.monotonic()]
+        return time.monotonic() - since[0] >= SETTLED
 
     wait_while_working(
         settled,
