@@ -33,8 +33,9 @@ TEST_GATEWAY_LATENCY = 0.3
 MOBILE = "13800138000"
 # A student's copy: a worker quiet this long (s) with no task in hand will not log what a test waits for.
 IDLE = 2.0
-# How long nothing may be pending before no more SMS can come (wait_until_settled).
-SETTLED = 0.5
+# How long nothing may be pending before no more SMS can come (wait_until_settled): the gap it
+# covers lasts milliseconds, and the polls are 50 ms apart.
+SETTLED = 0.2
 # Not a speed figure: a bound that only a hang breaks (the step 4 view gives up after about 0.5 s).
 NO_HANG = 2.0
 
