@@ -234,10 +234,11 @@ def wait_until_settled(broker, gateway=None, timeout: float = 30.0) -> None:
 WORKERS: set = set()
 
 
-def stop_if_idle(what: str) -> bool:
+def stop_if_idle(what) -> bool:
     """On a student's copy (STEP_DIR), a wait for what a worker would do ends once every worker the test
     started is idle: nothing more is coming, and the check should say so now rather than after its
-    timeout. The reference step waits in full. Returns False (keep waiting) or raises."""
+    timeout. The reference step waits in full. Returns False (keep waiting) or raises. ``what`` (a string,
+    or a function making one) is only read when it raises."""
     if not os.environ.get("STEP_DIR"):
         return False
     workers = [worker for worker in WORKERS if worker.running()]
@@ -245,14 +246,14 @@ def stop_if_idle(what: str) -> bool:
         return False
     tail = "\n".join(workers[0].output.splitlines()[-25:])
     raise AssertionError(
-        f"waited for: {what}; but the worker finished every task it received without it. "
-        f"The end of its log:\n{tail}"
+        f"waited for: {what() if callable(what) else what}; but the worker finished every task it received "
+        f"without it. The end of its log:\n{tail}"
     )
 
 
 def wait_while_working(done, failure, timeout: float = 30.0) -> None:
     """wait_until, except that on a student's copy it ends once the workers are idle (stop_if_idle)."""
-    wait_until(lambda: done() or stop_if_idle(failure() if callable(failure) else failure), failure, timeout)
+    wait_until(lambda: done() or stop_if_idle(failure), failure, timeout)
 
 
 def left_running(processes, timeout: float = 10.0) -> list:
@@ -297,7 +298,9 @@ class Worker(Process):
     def wait_for(self, text: str, timeout: float = 30.0) -> str:
         """Wait until the log contains ``text`` (on a student's copy, only while a worker is busy)."""
         self.wait_until(
-            lambda: text in self.output or stop_if_idle(f"the worker logged {text!r}"), repr(text), timeout
+            lambda: text in self.output or stop_if_idle(lambda: f"the worker logged {text!r}"),
+            repr(text),
+            timeout,
         )
         return self.output
 
