@@ -22,7 +22,8 @@ def post_endpoint_missing():
         view = resolve("/users/sms/").func
     except Resolver404:
         return "there is no /users/sms/ yet"
-    if "post" not in getattr(view, "cls", view).http_method_names or not hasattr(view.cls, "post"):
+    cls = getattr(view, "cls", None)  # a class-based view's; a plain function view has none
+    if cls is None or "post" not in cls.http_method_names or not hasattr(cls, "post"):
         return "/users/sms/ does not take POST yet"
     return None
 
