@@ -16,6 +16,9 @@ from workshop.processes import Process, free_port
 from workshop.redis_server import RedisServer
 from workshop.steps import current_code, step_environment, step_folder, worker_options
 
+# The page's timeline is complete once the gateway's times of the SMS are on it.
+TIMELINE_DONE = "document.querySelector('#timeline [data-event=delivered][data-ms]')"
+
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

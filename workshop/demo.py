@@ -26,7 +26,7 @@ from honcho.manager import Manager
 
 from workshop.processes import port_in_use, wait_forever, wait_until
 from workshop.redis_server import ping
-from workshop.steps import step_environment, step_folder, workspace_root
+from workshop.steps import step_environment, step_folder, workspace_copy
 
 PORTS = {  # env var: (default, what listens there)
     "WEB_PORT": (8000, "Django"),
@@ -76,7 +76,7 @@ def folder_to_run(n: str, given: str | None) -> tuple[Path, str]:
         if not (folder / "Procfile").exists():
             sys.exit(f"{given} is not a step folder: it has no Procfile.")
         return folder, "the reference" if folder == reference else "your copy"
-    copy = workspace_root() / f"step{int(n):02d}"
+    copy = workspace_copy(n)
     if (copy / "Procfile").exists():
         return copy, f"your copy (the reference: make run-step {int(n)} STEP_DIR={reference.name})"
     return reference, "the reference"

@@ -19,7 +19,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from workshop.steps import COPY_IGNORE, ROOT, step_folder, workspace_root
+from workshop.steps import COPY_IGNORE, ROOT, step_folder, workspace_copy
 
 
 def same_tree(a: Path, b: Path) -> bool:
@@ -33,7 +33,7 @@ def same_tree(a: Path, b: Path) -> bool:
 def start(n: int, force: bool) -> int:
     if n < 2:
         sys.exit("Step 1 is where everyone starts: there is nothing before it to copy. Try start 2.")
-    source, target = step_folder(n - 1), workspace_root() / f"step{n:02d}"
+    source, target = step_folder(n - 1), workspace_copy(n)
     if target.exists():
         if same_tree(source, target):
             print(
@@ -59,7 +59,7 @@ def start(n: int, force: bool) -> int:
 
 def run_hint(n: int, target: Path) -> str:
     """How to see this copy in the browser, with the same Redis, gateway and worker as the reference."""
-    default = (workspace_root() / f"step{n:02d}").resolve()
+    default = workspace_copy(n).resolve()
     where = "" if target.resolve() == default else f" STEP_DIR={target}"
     return f"See your copy in the browser: `make run-step {n}{where}`."
 
@@ -170,7 +170,7 @@ def run_tests(tests: Path, target: Path, selected: list[Path], pytest_args: list
 
 
 def check(n: int, workspace: Path | None, part: int | None, pytest_args: list[str]) -> int:
-    target = (workspace or workspace_root() / f"step{n:02d}").resolve()
+    target = (workspace or workspace_copy(n)).resolve()
     if not (target / "manage.py").exists():
         print(f"There is no step folder at {target}. Run `make start-step {n}` first.", file=sys.stderr)
         return 2

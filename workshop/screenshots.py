@@ -13,15 +13,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from workshop.browser import StepServer, launch
+from workshop.browser import TIMELINE_DONE, StepServer, launch
 from workshop.steps import ROOT
 
 OUT = Path(os.environ.get("SCREENSHOTS_OUT") or ROOT / "docs" / "assets" / "screenshots")
 MOBILE = "13800138000"
 # Just wide enough for the card and the phone side by side.
 VIEWPORT = {"width": 800, "height": 680}
-# The timeline is complete once the gateway's times of the SMS are on it.
-TIMELINE_DONE = "document.querySelector('#timeline [data-event=delivered][data-ms]')"
 
 
 def has_chinese_font() -> bool | None:

@@ -28,6 +28,11 @@ def workspace_root() -> Path:
     return Path(os.environ.get("WORKSPACE") or ROOT / "workspace")
 
 
+def workspace_copy(n: int | str) -> Path:
+    """Where a student's copy of step ``n`` goes: workspace/step04 for 4."""
+    return workspace_root() / f"step{int(n):02d}"
+
+
 def procfile(folder: Path) -> dict[str, str]:
     """The step's Procfile: process name -> command, as honcho reads it."""
     lines = (folder / "Procfile").read_text().splitlines()

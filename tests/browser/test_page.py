@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from tests.harness import MOBILE, make, missing
-from workshop.browser import INSTALL_HINT, StepServer, chromium_path, launch
+from workshop.browser import INSTALL_HINT, TIMELINE_DONE, StepServer, chromium_path, launch
 from workshop.processes import Process, free_port
 from workshop.steps import ROOT
 
@@ -108,8 +108,6 @@ def test_an_invalid_number_shows_the_apis_message_next_to_the_field(page, server
 
 
 STATUS_SHOWN = "document.querySelector('#status').textContent.length > 0"
-# The gateway's time of the SMS is on the timeline: every figure of this send is there.
-TIMELINE_DONE = "document.querySelector('#timeline [data-event=delivered][data-ms]')"
 
 
 def timeline(page) -> tuple[dict[str, int], list[str]]:

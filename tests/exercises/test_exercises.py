@@ -10,7 +10,7 @@ import pytest
 
 from tests.harness import make, run
 from workshop.exercise import docstrings_of_tests, parts_of
-from workshop.steps import ROOT
+from workshop.steps import COPY_IGNORE, ROOT, step_folder
 
 
 def make_in(workspace, *args):
@@ -54,7 +54,7 @@ MISSING = {
 
 def copy_of(tmp_path, n, name=None):
     copy = tmp_path / (name or f"step{n:02d}")
-    shutil.copytree(next(ROOT.glob(f"step{n:02d}_*")), copy, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(step_folder(n), copy, ignore=COPY_IGNORE)
     return copy
 
 
