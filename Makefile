@@ -51,7 +51,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP) ## Create .venv and install everything (every target does this first)
 	@echo "Ready: $(VENV) ($$($(PY) --version))"
 
-demo: $(STAMP) ## Start the final step: Redis, SMS gateway, worker, Django on http://127.0.0.1:8000
+demo: $(STAMP) ## Start the final step: Redis, SMS gateway, worker, Django on http://127.0.0.1:8000 (BROKER=rabbitmq)
 	@$(MAKE) --no-print-directory run-step N=$(LAST_STEP) STEP_DIR=$(call step_dir,$(LAST_STEP))
 
 run-step: $(STAMP) ## Start step N with honcho (your workspace/ copy if any, or STEP_DIR=path); Ctrl-C stops all
@@ -61,11 +61,9 @@ run-step: $(STAMP) ## Start step N with honcho (your workspace/ copy if any, or 
 redis: $(STAMP) ## Run a Redis server on 127.0.0.1:6379 (or use the one already there)
 	@$(PY) -m workshop.redis_server
 
-worker: $(STAMP) ## Run a Celery worker for step N (STEP=N), as its Procfile starts it
+worker: $(STAMP) ## Run a Celery worker for step N (STEP=N), as its Procfile starts it (BROKER=rabbitmq: on RabbitMQ)
 	$(need_step)
-	@cd $(DIR) && command="$$(sed -n 's/^worker: *//p' Procfile)" && \
-	if [ -z "$$command" ]; then echo "Step $(N) has no worker: it sends the SMS inside the request."; exit 2; fi && \
-	exec $$command
+	@$(PY) -m workshop.demo worker $(N)
 
 flower: $(STAMP) ## Open Flower (the Celery dashboard) for the final step on http://127.0.0.1:5555
 	@cd $(call step_dir,$(LAST_STEP)) && celery -A mycelery.main flower --address=127.0.0.1 --port=$${FLOWER_PORT:-5555}
@@ -73,7 +71,7 @@ flower: $(STAMP) ## Open Flower (the Celery dashboard) for the final step on htt
 test: $(STAMP) ## Run every test: the gateway, each step in its own pytest process, the docs
 	@$(PY) -m workshop.testrun $(STEPS)
 
-test-step: $(STAMP) ## Run step N's tests (STEP_DIR=path tests another copy of the step)
+test-step: $(STAMP) ## Run step N's tests (STEP_DIR=path: another copy of the step; BROKER=rabbitmq: on RabbitMQ)
 	$(need_step)
 	@$(PY) -m pytest tests/step0$(N) $(PYTEST_ARGS)
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import redis
 
-from tests.harness import SERVICES, STEP_PATH, TEST_GATEWAY_LATENCY, Worker, wait_while_working
+from tests.harness import SERVICES, STEP_PATH, TEST_GATEWAY_LATENCY, Worker, missing, wait_while_working
 from workshop.gateway import GatewayClient
+from workshop.rabbitmq import INSTALL_HINT, shown
 
 
 def pytest_unconfigure(config):
@@ -42,24 +43,36 @@ def gateway(services):
     client.release()
 
 
+def pytest_report_header(config):
+    services = config.stash.get(SERVICES, None)
+    if services:
+        return (
+            f"broker: {services.kind} ({shown(services.broker_url)}), results and cache: {services.redis_url}"
+        )
+
+
 @pytest.fixture(autouse=True)
-def _clean_redis(pytestconfig):
-    """Every step test starts from an empty Redis (codes, intervals, queued messages)."""
+def _clean_services(pytestconfig):
+    """Every step test starts from an empty Redis (codes, intervals) and empty queues."""
     services = pytestconfig.stash.get(SERVICES, None)
     if services is None:  # suites that start no services (the gateway's, the docs')
         return
-    for url in {services.redis_url, services.broker_redis_url}:
-        client = redis.Redis.from_url(url)
-        client.flushall()
-        client.close()
+    if services.missing:
+        missing(services.missing, INSTALL_HINT)
+    client = redis.Redis.from_url(services.redis_url)
+    client.flushall()
+    client.close()
+    queues = services.queues()
+    queues.clear()
+    queues.close()
 
 
 @pytest.fixture
 def broker(services):
-    """The broker's Redis db (15): Celery's default queue is the list named "celery"."""
-    client = redis.Redis.from_url(f"{services.broker_redis_url}/15")
-    yield client
-    client.close()
+    """What the broker holds (tests/brokers.py): the same questions for Redis and RabbitMQ."""
+    queues = services.queues()
+    yield queues
+    queues.close()
 
 
 @pytest.fixture

@@ -22,8 +22,11 @@ import polib
 import psutil
 import pytest
 
+from tests.brokers import RabbitQueues, RedisQueues
+from workshop import rabbitmq
 from workshop.gateway import command as gateway_command
 from workshop.processes import Process, free_port, wait_until
+from workshop.rabbitmq import RabbitMQServer
 from workshop.redis_server import RedisServer, ping
 from workshop.steps import ROOT, step_environment, step_folder
 
@@ -33,30 +36,31 @@ TEST_GATEWAY_LATENCY = 0.3
 MOBILE = "13800138000"
 # A student's copy: a worker quiet this long (s) with no task in hand will not log what a test waits for.
 IDLE = 2.0
-# How long nothing may be pending before no more SMS can come (wait_until_settled): the gap it
-# covers lasts milliseconds, and the polls are 50 ms apart.
-SETTLED = 0.2
 # Not a speed figure: a bound that only a hang breaks (the step 4 view gives up after about 0.5 s).
 NO_HANG = 2.0
 
 
 class Services:
-    """Redis and the SMS gateway for one pytest process.
+    """Redis, the broker and the SMS gateway for one pytest process.
 
-    ``separate_broker``: the broker gets a Redis server of its own, so a test can stop it while the
-    cache stays up. ``appendonly``: both keep their data across a SIGKILL (RedisServer.kill), and
+    The broker is Redis unless BROKER=rabbitmq (or CELERY_BROKER_URL is an amqp:// URL), as for every
+    make target; then it is a RabbitMQ node of the tests' own (``missing`` says why there is none).
+    ``separate_broker``: a Redis broker gets a server of its own, so a test can stop it while the cache
+    stays up. ``appendonly``: the Redis servers keep their data across a SIGKILL (RedisServer.kill), and
     REDIS_URL is not used, because such tests kill their Redis.
     """
 
     def __init__(self, separate_broker: bool = False, appendonly: bool = False):
+        self.kind = rabbitmq.chosen()
         self.separate_broker = separate_broker
         self.appendonly = appendonly
         self.redis: RedisServer | None = None
-        self.broker: RedisServer | None = None
+        self.broker: RedisServer | RabbitMQServer | None = None
         self.gateway_process: Process | None = None
         self.redis_url = ""
-        self.broker_redis_url = ""
+        self.broker_url = ""
         self.gateway_url = ""
+        self.missing = ""
 
     def start(self) -> Services:
         external = None if self.appendonly else os.environ.get("REDIS_URL")
@@ -67,10 +71,21 @@ class Services:
         else:
             self.redis = RedisServer(appendonly=self.appendonly).start()
             self.redis_url = self.redis.url
-        self.broker_redis_url = self.redis_url
-        if self.separate_broker:
+        self.broker_url = f"{self.redis_url}/15"
+        if self.kind == "rabbitmq":
+            # A node of our own, whatever answers on 5672: tests stop it, and nothing they leave matters.
+            if rabbitmq.find_server():
+                try:
+                    self.broker = RabbitMQServer().start()
+                except RuntimeError as exc:
+                    raise pytest.UsageError(str(exc)) from None
+                self.broker_url = self.broker.url
+            else:
+                self.missing = "RabbitMQ (no rabbitmq-server on this machine)"
+                self.broker_url = rabbitmq.AMQP_URL
+        elif self.separate_broker:
             self.broker = RedisServer(appendonly=self.appendonly).start()
-            self.broker_redis_url = self.broker.url
+            self.broker_url = f"{self.broker.url}/15"
         port = free_port()
         self.gateway_url = f"http://127.0.0.1:{port}"
         self.gateway_process = Process(gateway_command(port, TEST_GATEWAY_LATENCY), cwd=ROOT).start(
@@ -80,7 +95,15 @@ class Services:
 
     def environ(self) -> dict[str, str]:
         """The variables the steps read, pointing at these services."""
-        return step_environment(self.redis_url, self.gateway_url, self.broker_redis_url)
+        return step_environment(self.redis_url, self.gateway_url, self.broker_url)
+
+    def queues(self) -> RedisQueues | RabbitQueues:
+        """What the broker holds (tests/brokers.py); close() it after use."""
+        if isinstance(self.broker, RabbitMQServer):
+            return RabbitQueues(
+                self.broker, held=lambda: sum(w.tasks_in_hand(w.output) for w in list(WORKERS))
+            )
+        return RedisQueues(self.broker_url)
 
     def stop(self) -> None:
         if self.gateway_process:
@@ -205,27 +228,22 @@ def wait_until_settled(broker, gateway=None, timeout: float = 30.0) -> None:
     """Until no message is queued or delivered-but-unacknowledged, and the gateway handles no request:
     no more SMS can come.
 
-    acks_late: a message leaves the Redis transport's "unacked" hash only when its task has finished
-    (succeeded, failed for good, or retried as a new message, which then shows up in a queue). The state
-    must hold for SETTLED seconds: a message a worker has just popped from its queue shows nowhere for a
-    few milliseconds, until the transport writes it into "unacked".
+    acks_late: a message stays unacknowledged until its task has finished (succeeded, failed for good, or
+    retried as a new message, which then shows up in a queue). The state must hold for the broker's
+    ``settled`` seconds (tests/brokers.py), longer than any moment a message shows nowhere.
     """
-
-    def pending() -> int:
-        return broker.llen("sms") + broker.llen("celery") + broker.hlen("unacked")
-
     since = []
 
     def settled() -> bool:
-        if pending() or (gateway is not None and gateway.control()["in_flight"]):
+        if broker.pending() or (gateway is not None and gateway.control()["in_flight"]):
             since.clear()
             return False
         since[:] = since or [time.monotonic()]
-        return time.monotonic() - since[0] >= SETTLED
+        return time.monotonic() - since[0] >= broker.settled
 
     wait_while_working(
         settled,
-        lambda: f"{pending()} messages still pending; gateway: {gateway and gateway.control()}",
+        lambda: f"{broker.pending()} messages still pending; gateway: {gateway and gateway.control()}",
         timeout,
     )
 

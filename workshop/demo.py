@@ -2,11 +2,13 @@
 
     python -m workshop.demo run 4     # Redis, gateway, worker, Flower, Django for step 4
     python -m workshop.demo run 3 --dir workspace/step03   # the same for a student's copy of a step
+    python -m workshop.demo worker 2  # the step's worker alone, as its Procfile starts it (make worker)
     python -m workshop.demo ready     # (a Procfile entry) print the addresses once the page answers
 
 Ports come from the environment: WEB_PORT (8000), SMS_GATEWAY_PORT (8881), REDIS_PORT (6379),
 FLOWER_PORT (5555). The URLs the step reads (REDIS_URL, RONGLIAN_BASE_URL, ...) are derived from them
-unless they are set already.
+unless they are set already. BROKER=rabbitmq makes the broker the RabbitMQ on 127.0.0.1:5672 (or
+CELERY_BROKER_URL's): it must be running already, or the command stops at once and says how to get it.
 
 Ctrl-C stops the processes in order: the web server and the worker first (the worker with a warm
 shutdown, so the SMS in flight is finished), then Redis and the gateway, which that SMS still needs.
@@ -24,9 +26,10 @@ from pathlib import Path
 from honcho.environ import parse_procfile
 from honcho.manager import Manager
 
+from workshop import rabbitmq
 from workshop.processes import port_in_use, wait_forever, wait_until
 from workshop.redis_server import ping
-from workshop.steps import step_environment, step_folder, workspace_copy
+from workshop.steps import procfile, step_environment, step_folder, workspace_copy
 
 PORTS = {  # env var: (default, what listens there)
     "WEB_PORT": (8000, "Django"),
@@ -45,7 +48,21 @@ def environment() -> dict[str, str]:
     gateway = f"http://127.0.0.1:{port('SMS_GATEWAY_PORT')}"
     redis_url = os.environ.get("REDIS_URL", f"redis://127.0.0.1:{port('REDIS_PORT')}").rstrip("/")
     # Steps 2-3 read the Celery URLs only (mycelery/config.py): derived from REDIS_URL here too.
-    return {key: os.environ.get(key, value) for key, value in step_environment(redis_url, gateway).items()}
+    urls = step_environment(redis_url, gateway, rabbitmq.broker_url(redis_url))
+    return {key: os.environ.get(key, value) for key, value in urls.items()}
+
+
+def broker_problem(folder: Path) -> str | None:
+    """With BROKER=rabbitmq, why the step cannot start (RabbitMQ not there), at once rather than a worker
+    retrying in a loop; None when all is well or the step has no worker."""
+    if rabbitmq.chosen() != "rabbitmq" or "worker" not in procfile(folder):
+        return None
+    return rabbitmq.problem(environment()["CELERY_BROKER_URL"])
+
+
+def broker_named() -> str:
+    url = environment()["CELERY_BROKER_URL"]
+    return f"broker: {rabbitmq.chosen()} ({rabbitmq.shown(url)})"
 
 
 def busy_ports(uses_flower: bool) -> list[str]:
@@ -86,8 +103,9 @@ def run(n: str, given: str | None = None) -> int:
     folder, which = folder_to_run(n, given)
     procfile = (folder / "Procfile").read_text()
     problems = busy_ports(uses_flower="flower:" in procfile)
-    if problems:
-        print("\n".join(problems), file=sys.stderr)
+    broken = broker_problem(folder)
+    if problems or broken:
+        print("\n".join([*problems, *([broken] if broken else [])]), file=sys.stderr)
         return 2
     env = {**os.environ, **environment()}
     for name in PORTS:
@@ -96,6 +114,8 @@ def run(n: str, given: str | None = None) -> int:
         f"==> step {int(n)}: starting {folder}/Procfile, {which}, with honcho (Ctrl-C stops everything)",
         flush=True,
     )
+    if "worker:" in procfile:
+        print(f"    {broker_named()}", flush=True)
     os.chdir(folder)
     manager = OrderedStopManager()
     for name, command in parse_procfile(procfile).processes.items():
@@ -160,6 +180,23 @@ class OrderedStopManager(Manager):
             pass  # it has just exited
 
 
+def worker(n: str) -> int:
+    """`make worker STEP=N`: the step's worker line from its Procfile, in its folder, on the chosen broker."""
+    folder = step_folder(n)
+    command = procfile(folder).get("worker")
+    if not command:
+        print(f"Step {int(n)} has no worker: it sends the SMS inside the request.", file=sys.stderr)
+        return 2
+    broken = broker_problem(folder)
+    if broken:
+        print(broken, file=sys.stderr)
+        return 2
+    print(f"==> step {int(n)}: {command}   ({broker_named()})", flush=True)
+    os.chdir(folder)
+    os.execvpe("sh", ["sh", "-c", f"exec {command}"], {**os.environ, **environment()})
+    return 0  # pragma: no cover
+
+
 def ready() -> int:
     """Wait for the page, print where everything is, then stay (honcho stops all when one exits)."""
     try:
@@ -181,9 +218,11 @@ def ready() -> int:
 def main(argv: list[str]) -> int:
     if argv[:1] == ["run"] and len(argv) in (2, 4) and argv[1].isdigit() and argv[2:3] in ([], ["--dir"]):
         return run(argv[1], argv[3] if len(argv) == 4 else None)
+    if argv[:1] == ["worker"] and len(argv) == 2 and argv[1].isdigit():
+        return worker(argv[1])
     if argv == ["ready"]:
         return ready()
-    sys.exit("usage: python -m workshop.demo run N [--dir FOLDER] | ready")
+    sys.exit("usage: python -m workshop.demo run N [--dir FOLDER] | worker N | ready")
 
 
 if __name__ == "__main__":

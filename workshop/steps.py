@@ -52,10 +52,11 @@ def worker_options(folder: Path) -> list[str]:
 
 def step_environment(redis_url: str, gateway_url: str, broker_url: str | None = None) -> dict[str, str]:
     """The variables the steps read, pointing at this Redis (the cache in databases 0 and 1, results in
-    14), this broker (database 15; the same Redis unless given) and this SMS gateway."""
+    14), this broker (database 15 of the same Redis unless given: a RabbitMQ's amqp:// URL, say) and
+    this SMS gateway."""
     return {
         "REDIS_URL": redis_url,
-        "CELERY_BROKER_URL": f"{broker_url or redis_url}/15",
+        "CELERY_BROKER_URL": broker_url or f"{redis_url}/15",
         "CELERY_RESULT_BACKEND": f"{redis_url}/14",
         "RONGLIAN_BASE_URL": gateway_url,
         "SMS_GATEWAY_INBOX_URL": f"{gateway_url}/_inbox",

@@ -1,17 +1,25 @@
 """`make test`: each suite in its own pytest process (the steps share module names), one summary.
 
 python -m workshop.testrun 1 2 3      # the gateway's tests, steps 1-3, then tests/docs etc.
+
+The steps with a broker (2-4) are run a second time with BROKER=rabbitmq, and so are the hostile
+matrix's broker cells (marked ``broker``): the same claims proven on RabbitMQ. That lane runs beside the
+Redis step suites, which spend most of their time waiting for workers; its output is printed after them.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
+import threading
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from workshop.steps import ROOT
+from workshop.steps import ROOT, procfile, step_folder
+
+REDIS, RABBITMQ = {"BROKER": "redis"}, {"BROKER": "rabbitmq"}
 
 
 def suites(steps: list[str]) -> list[Path]:
@@ -37,17 +45,54 @@ def counts(junit: Path) -> dict[str, int]:
     return totals
 
 
+def rabbitmq_passes(steps: list[str]) -> list[tuple[str, list[str]]]:
+    """(name, pytest arguments) of the suites run again on RabbitMQ: each step that has a worker, and the
+    hostile matrix's broker cells."""
+    passes = [(f"tests/step{int(n):02d}", []) for n in steps if "worker" in procfile(step_folder(n))]
+    if (ROOT / "tests" / "hostile").is_dir():
+        passes.append(("tests/hostile", ["-m", "broker"]))
+    return passes
+
+
+def run_suite(name: str, args: list[str], junit: Path, env=None, output=None) -> tuple[int, dict]:
+    code = subprocess.call(
+        [sys.executable, "-m", "pytest", name, *args, f"--junitxml={junit}"],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=output,
+        stderr=subprocess.STDOUT if output else None,
+    )
+    return code, counts(junit)
+
+
 def main(argv: list[str]) -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        lane_rows: list = []
+        lane_log = Path(tmp) / "rabbitmq.log"
+
+        def rabbitmq_lane():
+            with open(lane_log, "w") as output:
+                for name, args in rabbitmq_passes(argv):
+                    output.write(f"\n==> {name} on RabbitMQ\n")
+                    output.flush()
+                    junit = Path(tmp) / f"rabbitmq-{Path(name).name}.xml"
+                    lane_rows.append((f"{name} (rabbitmq)", *run_suite(name, args, junit, RABBITMQ, output)))
+
+        lane = threading.Thread(target=rabbitmq_lane)
+        lane.start()
+        steps = {f"step{int(n):02d}" for n in argv}
         for suite in suites(argv):
+            if suite.name not in steps and suite.name != "workshop" and lane.is_alive():
+                # The rest (the browser, the exercises, the hostile matrix) loads both cores: not beside it.
+                print("\n==> waiting for the RabbitMQ lane", flush=True)
+                lane.join()
             name = suite.relative_to(ROOT)
             print(f"\n==> {name}", flush=True)
-            junit = Path(tmp) / f"{suite.name}.xml"
-            code = subprocess.call(
-                [sys.executable, "-m", "pytest", str(name), f"--junitxml={junit}"], cwd=ROOT
-            )
-            rows.append((str(name), code, counts(junit)))
+            rows.append((str(name), *run_suite(str(name), [], Path(tmp) / f"{suite.name}.xml", REDIS)))
+        lane.join()
+        print(lane_log.read_text(), flush=True)
+        rows += lane_rows
 
     print("\n==> summary")
     passed = failed = skipped = 0
@@ -59,7 +104,7 @@ def main(argv: list[str]) -> int:
             bad = 1
         passed, failed, skipped = passed + ok, failed + bad, skipped + c["skipped"]
         state = "ok" if code == 0 else f"FAILED (exit {code})"
-        print(f"  {name:<16} {ok:>4} passed {bad:>3} failed {c['skipped']:>3} skipped   {state}")
+        print(f"  {name:<27} {ok:>4} passed {bad:>3} failed {c['skipped']:>3} skipped   {state}")
     print(f"total: {passed} passed, {failed} failed, {skipped} skipped")
     return 0 if all(code == 0 for _, code, _ in rows) else 1
 

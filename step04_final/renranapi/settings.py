@@ -196,6 +196,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_timeout": 1,
     # kombu's default of 10 connections starves a gevent or threads worker with -c 50 ("Couldn't ack").
     "max_connections": int(env("CELERY_BROKER_MAX_CONNECTIONS", 200)),
+    # RabbitMQ only (Redis ignores it): .delay() returns once RabbitMQ has the message on disk. Without
+    # it, a RabbitMQ killed a second after a 200 had lost that message (docs/rabbitmq.md).
+    "confirm_publish": True,
 }
 # .delay() must not hang when the broker is down: try briefly, then raise.
 CELERY_BROKER_CONNECTION_TIMEOUT = 0.5

@@ -14,9 +14,11 @@ import psutil
 import pytest
 import requests
 
-from tests.harness import left_running, make
+from tests.harness import left_running, make, missing, timed
+from workshop import rabbitmq
 from workshop.gateway import GatewayClient
 from workshop.processes import Process, free_port
+from workshop.rabbitmq import RabbitMQServer
 from workshop.redis_server import RedisServer
 from workshop.steps import COPY_IGNORE, ROOT, procfile, step_environment, step_folder
 
@@ -30,7 +32,9 @@ class Demo(Process):
         }
         # The student's shell: none of the variables that the test run itself points at its services.
         environ = {
-            k: v for k, v in os.environ.items() if not k.startswith(("REDIS_URL", "CELERY_", "RONGLIAN_"))
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("REDIS_URL", "CELERY_", "RONGLIAN_", "BROKER"))
         }
         environ.update({k: str(v) for k, v in self.ports.items()}, **env)
         super().__init__(["make", "--no-print-directory", *make_args], cwd=ROOT, env=environ, inherit=False)
@@ -216,6 +220,62 @@ def test_make_redis_and_make_worker(demo):
     assert ". send_sms2" in worker.output
     assert worker.ctrl_c() == []
     assert redis_d.ctrl_c() == []
+
+
+def test_a_missing_rabbitmq_stops_at_once_with_the_way_to_get_it():
+    """BROKER=rabbitmq with nothing on the AMQP port: run-step, worker and demo stop at once (exit 2) with
+    the way to get RabbitMQ, not a worker retrying in a loop or a traceback."""
+    url = f"amqp://guest:guest@127.0.0.1:{free_port()}//"
+    ports = {name: str(free_port()) for name in ("WEB_PORT", "SMS_GATEWAY_PORT", "REDIS_PORT", "FLOWER_PORT")}
+    for args in (["run-step", "3"], ["worker", "STEP=2"], ["demo"]):
+        result, took = timed(
+            lambda args=args: make(*args, BROKER="rabbitmq", CELERY_BROKER_URL=url, timeout=60, **ports)
+        )
+
+        assert result.returncode == 2, (args, result.stdout, result.stderr)
+        assert f"Nothing answers on 127.0.0.1:{url.split(':')[-1][:-2]}" in result.stderr
+        assert (
+            "sudo apt install rabbitmq-server" in result.stderr and "rabbitmq:3-management" in result.stderr
+        )
+        assert "Traceback" not in result.stdout + result.stderr
+        assert took < 10, f"make {' '.join(args)} took {took:.1f} s to say so"
+
+
+def test_make_demo_on_rabbitmq(demo):
+    """`BROKER=rabbitmq make demo` (here CELERY_BROKER_URL names a RabbitMQ of the test's own): the worker's
+    transport is RabbitMQ, a code is sent through it into durable classic queues, Ctrl-C leaves nothing;
+    `make worker STEP=2` uses it too, and a wrong password stops it at once."""
+    if not rabbitmq.find_server():
+        missing("RabbitMQ (rabbitmq-server)", rabbitmq.INSTALL_HINT)
+    with RabbitMQServer() as node:
+        d = demo("demo", BROKER="rabbitmq", CELERY_BROKER_URL=node.url)
+        d.wait_for("==> ready")
+        assert f"broker: rabbitmq (amqp://guest:***@127.0.0.1:{node.port}//)" in d.output
+        d.wait_for(f".> transport:   amqp://guest:**@127.0.0.1:{node.port}//")
+
+        sent = requests.post(d.url("/users/sms/"), json={"mobile": "13800138000"}, timeout=10)
+        assert sent.status_code == 200, sent.text
+        gateway = GatewayClient(f"http://127.0.0.1:{d.ports['SMS_GATEWAY_PORT']}")
+        gateway.wait_for_messages("13800138000", timeout=30)
+        queues = node.queues()
+        assert (queues["sms"]["type"], queues["sms"]["durable"]) == ("classic", True)
+        assert d.ctrl_c() == []
+
+        worker = demo("worker", STEP="2", BROKER="rabbitmq", CELERY_BROKER_URL=node.url)
+        worker.wait_for(" ready.")
+        assert f".> transport:   amqp://guest:**@127.0.0.1:{node.port}//" in worker.output
+        assert worker.ctrl_c() == []
+
+        refused = make(
+            "worker",
+            "STEP=2",
+            BROKER="rabbitmq",
+            CELERY_BROKER_URL=node.url.replace("guest:guest", "bob:wrong"),
+        )
+        assert refused.returncode == 2
+        assert (
+            "refused the connection (amqp://bob:***@" in refused.stderr and "ACCESS_REFUSED" in refused.stderr
+        )
 
 
 def test_step_dir_tests_a_students_copy(tmp_path):

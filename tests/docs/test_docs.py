@@ -29,9 +29,10 @@ from tests.docs.pages import (
     snippets,
 )
 from tests.harness import make, run
+from workshop import rabbitmq
 from workshop.gateway import GatewayClient, GatewayServer, send_template_sms
 from workshop.processes import free_port
-from workshop.testrun import suites
+from workshop.testrun import RABBITMQ, rabbitmq_passes, suites
 
 PAGES = [
     "index",
@@ -223,6 +224,28 @@ def test_make_test_is_what_ci_runs():
     names = [s.name for s in suites(["1", "2", "3", "4"])]
     assert names[:5] == ["workshop", "step01", "step02", "step03", "step04"]
     assert "hostile" in names
+
+
+def test_make_test_runs_the_broker_steps_on_rabbitmq_too():
+    """`make test` runs steps 2-4 again as `BROKER=rabbitmq make test-step N` does (the same pytest folder,
+    BROKER in the environment, which the harness reads), and the hostile matrix's broker cells."""
+    from tests.hostile.test_matrix import CELLS, IN_THE_BROKER
+
+    assert rabbitmq_passes(["1", "2", "3", "4"]) == [
+        ("tests/step02", []),
+        ("tests/step03", []),
+        ("tests/step04", []),
+        ("tests/hostile", ["-m", "broker"]),
+    ]
+    assert RABBITMQ == {"BROKER": "rabbitmq"}
+    assert rabbitmq.chosen({"BROKER": "rabbitmq"}) == "rabbitmq"
+    marked = {
+        cell.id.rsplit("-", 1)[0] for cell in CELLS if any(mark.name == "broker" for mark in cell.marks)
+    }
+    assert marked == IN_THE_BROKER and "broker down at publish" in marked
+    shown = make("test-step", "4", BROKER="rabbitmq", PYTEST_ARGS="--collect-only -k broker_down_gives")
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "broker: rabbitmq (amqp://" in shown.stdout, shown.stdout
 
 
 def test_the_instructors_selection_picks_three_tests():

@@ -1,6 +1,6 @@
 """Step 4 as it runs in production, for the hostile matrix: gunicorn with threads (production mode), a
-Celery worker sending events, Flower, two Redis servers (cache, broker) that keep their data across a
-SIGKILL, and the gateway. Plus the loads the matrix sends and what it reads back to check."""
+Celery worker sending events, Flower, two Redis servers (cache, broker; or RabbitMQ as the broker with
+BROKER=rabbitmq) that keep their data across a SIGKILL, and the gateway. Plus the loads the matrix sends and what it reads back to check."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import requests
 
 from tests.harness import Worker, wait_until_settled
 from workshop.gateway import GatewayClient
-from workshop.processes import Process, free_port
+from workshop.processes import Process, free_port, wait_until
 from workshop.steps import step_folder, worker_options
 
 # Every request must be answered within NO_HANG (no hang, whatever fails); the client waits longer.
@@ -154,37 +154,42 @@ class Stack:
             self.settle(timeout=20)  # what the last test left running writes nothing after this
         except AssertionError:
             pass  # a failed test left messages behind: they are flushed below
-        for url in (
-            f"{self.services.redis_url}/0",
-            f"{self.services.redis_url}/1",
-            f"{self.services.broker_redis_url}/15",
-        ):
+        for url in (f"{self.services.redis_url}/0", f"{self.services.redis_url}/1"):
             client = redis.Redis.from_url(url)
             client.flushdb()
             client.close()
+        queues = self.services.queues()
+        queues.clear()
+        queues.close()
         self.gateway.configure(latency=LATENCY, fail_rate=0.0, fail_next=0, hold=False)
         self.gateway.release()
         self.gateway.reset()
         self.events.clear()
 
     def hand_out_again(self) -> None:
-        """What the broker does with a dead worker's unacknowledged messages once the visibility timeout
-        has passed: put them back in their queue (kombu's own restore, now instead of after the visibility timeout)."""
+        """What the broker does with a dead worker's unacknowledged messages: RabbitMQ has put them back in
+        their queue when the worker's connection dropped; Redis does once the visibility timeout has
+        passed (kombu's own restore, now instead of after the visibility timeout)."""
         from mycelery.main import app
 
+        queues = self.services.queues()
+        try:
+            if queues.kind == "rabbitmq":
+                wait_until(lambda: queues.ready("sms") >= 1, "the messages back in the sms queue", 10)
+                return
+            assert queues.unacked() >= 1, "the crash should leave messages unacknowledged"
+        finally:
+            queues.close()
         options = {**app.conf.broker_transport_options, "visibility_timeout": 0}
         with app.connection_for_write(transport_options=options) as connection:
             connection.default_channel.qos.restore_visible(num=1000, interval=1)
-
-    def broker_client(self) -> redis.Redis:
-        return redis.Redis.from_url(f"{self.services.broker_redis_url}/15")
 
     def cache_client(self) -> redis.Redis:
         return redis.Redis.from_url(f"{self.services.redis_url}/1", decode_responses=True)
 
     def settle(self, timeout: float = 40.0) -> None:
         """Until nothing is queued, held by a worker or being handled by the gateway: no more SMS can come."""
-        broker = self.broker_client()
+        broker = self.services.queues()
         try:
             wait_until_settled(broker, self.gateway, timeout)
         finally:
@@ -250,28 +255,6 @@ def inspect_replies() -> str:
 
     inspect = app.control.inspect(timeout=1.0, limit=1)  # the stack runs one worker: no need to wait longer
     return repr([inspect.active(), inspect.reserved(), inspect.scheduled(), inspect.revoked()])
-
-
-def stored(url: str) -> str:
-    """Every value in one Redis database (the broker's messages; the result backend's results)."""
-    client = redis.Redis.from_url(url)
-    try:
-        values = []
-        for key in client.scan_iter():
-            kind = client.type(key)
-            if kind == b"string":
-                values.append(client.get(key))
-            elif kind == b"list":
-                values.extend(client.lrange(key, 0, -1))
-            elif kind == b"hash":
-                values.extend(client.hvals(key))
-            elif kind == b"zset":
-                values.extend(client.zrange(key, 0, -1))
-            elif kind == b"set":
-                values.extend(client.smembers(key))
-        return "\n".join(v.decode(errors="replace") for v in values if v)
-    finally:
-        client.close()
 
 
 def leaks(text: str, codes: set[str], mobiles: set[str]) -> list[str]:

@@ -166,7 +166,9 @@ def test_the_chapters_get_and_head_send_nothing_through_the_server(stack, method
 
     assert answer.status == 405
     assert stack.cache_client().keys("*") == []
-    assert stack.broker_client().llen("sms") == 0
+    broker = stack.services.queues()
+    assert broker.ready("sms") == 0
+    broker.close()
 
 
 @pytest.fixture(scope="module")

@@ -52,8 +52,9 @@ def test_config_uses_redis_db_15_and_14_overridable_from_the_environment(service
     from mycelery.main import app
 
     assert app.main == "renran", 'main.py should create the app as Celery("renran")'
-    # The tests export CELERY_BROKER_URL / CELERY_RESULT_BACKEND, and they win over config.py.
-    assert app.conf.broker_url == f"{services.redis_url}/15"
+    # The tests export CELERY_BROKER_URL / CELERY_RESULT_BACKEND, and they win over config.py
+    # (with BROKER=rabbitmq, the broker is the tests' RabbitMQ).
+    assert app.conf.broker_url == services.broker_url
     assert app.conf.result_backend == f"{services.redis_url}/14"
 
     # Without them, what config.py says is what the worker uses: the chapter's db 15 and db 14.
@@ -119,13 +120,13 @@ def test_a_message_waits_in_the_broker_until_a_worker_starts(start_worker, broke
 
     result = send_sms2.delay()
 
-    assert broker.llen("celery") == 1, "the message should wait in the broker's 'celery' list"
+    assert broker.ready("celery") == 1, "the message should wait in the broker's 'celery' list"
     assert result.state == "PENDING"
 
     start_worker()
 
     assert result.get(timeout=RESULT_TIMEOUT) == "send_sms2: ok", RETURNS.format("send_sms2")
-    assert broker.llen("celery") == 0
+    assert broker.ready("celery") == 0
 
 
 def test_an_unregistered_task_name_is_reported_by_the_worker_not_run(start_worker, broker, step_path):
@@ -141,7 +142,7 @@ def test_an_unregistered_task_name_is_reported_by_the_worker_not_run(start_worke
     with pytest.raises(NotRegistered):
         result.get(timeout=RESULT_TIMEOUT)
     assert result.state == "FAILURE"
-    assert broker.llen("celery") == 0
+    assert broker.ready("celery") == 0
 
     # The page's typo, typed in the step folder: the caller gets NotRegistered, never a result.
     typed = run_as_typed(TYPO_COMMAND, step_path)

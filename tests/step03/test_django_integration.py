@@ -43,14 +43,14 @@ def test_with_no_worker_the_message_waits_in_the_broker(client, gateway, sms_red
     response = client.get(f"/users/sms/{MOBILE}/")
 
     assert response.status_code == 200
-    assert broker.llen("celery") == 1, "the SMS task should wait in the broker until a worker runs"
+    assert broker.ready("celery") == 1, "the SMS task should wait in the broker until a worker runs"
     assert gateway.inbox(to=MOBILE) == []
 
     start_worker()
 
     [message] = gateway.wait_for_messages(MOBILE, count=1, timeout=30)
     assert str(message["datas"][0]) == sms_redis.get(f"sms_{MOBILE}")
-    assert broker.llen("celery") == 0
+    assert broker.ready("celery") == 0
 
 
 def test_the_interval_still_refuses_a_second_request(client, gateway, broker):
@@ -61,7 +61,7 @@ def test_the_interval_still_refuses_a_second_request(client, gateway, broker):
 
     assert second.status_code == 400
     assert "60秒内已经发送过短信" in second.json()["message"]
-    assert broker.llen("celery") == 1, "only the first request queues an SMS"
+    assert broker.ready("celery") == 1, "only the first request queues an SMS"
 
 
 def test_the_worker_registers_send_sms_with_django_loaded(start_worker):

@@ -28,7 +28,7 @@ def test_broker_down_gives_503_and_gives_back_the_interval_and_the_code(
 
     services.broker.start()
     assert send().status_code == 200, "once the broker is back, the same number gets a code"
-    assert broker.llen("sms") + broker.llen("celery") == 1, "the message is queued"
+    assert broker.ready("sms") + broker.ready("celery") == 1, "the message is queued"
 
 
 def test_redis_down_gives_503_json_fast_and_no_interval(send, services, stopped, sms_redis):
