@@ -6,7 +6,7 @@ import pytest
 
 from tests.harness import MOBILE, wait_until_settled
 from workshop.gateway import PERMANENT_CODES, TRANSIENT_CODES, GatewayServer
-from workshop.processes import free_port
+from workshop.processes import free_port, wait_until
 
 # Stands on part 0 and part 2: without them, these tests fail at once (tests/step04/conftest.py).
 NEEDS = [0, 2]
@@ -133,3 +133,29 @@ def test_a_permanent_error_is_logged_once_and_not_retried(send, gateway, broker,
     assert " retry: " not in worker.log
     assert gateway.control()["received"] == 1
     assert gateway.inbox(to=MOBILE) == []
+
+
+def test_a_retry_countdown_waits_in_the_worker_not_in_the_broker(send, gateway, broker, sms_worker, the_ref):
+    """A retry is a new message with a countdown (an ETA). On both brokers the worker takes it at once and
+    holds it, unacknowledged, in its own timer until it is due: the queue is empty meanwhile, and
+    `inspect scheduled` lists it. (RabbitMQ's quorum queues would hold it in the broker instead:
+    rabbitmq.md#queues.)"""
+    from mycelery.main import app
+    from mycelery.sms.tasks import send_sms
+
+    worker = sms_worker()
+    assert send().status_code == 200
+    gateway.wait_for_messages(MOBILE, count=1, timeout=30)
+    worker.wait_for("] succeeded in")
+    # The same task the autoretry sends, with a countdown long enough to look at: it finds the claim taken.
+    send_sms.apply_async(args=[the_ref()], countdown=5)
+
+    wait_until(lambda: worker.log.count("] received") == 2, "the countdown message received", timeout=10)
+    assert broker.ready("sms") == 0, "the message with a countdown has left the queue for the worker"
+    scheduled = app.control.inspect(timeout=2.0).scheduled() or {}
+    assert any(entries for entries in scheduled.values()), f"inspect scheduled: {scheduled}"
+    assert "already sent; not calling the provider again" not in worker.log, "it ran before its countdown"
+
+    worker.wait_for("already sent; not calling the provider again", timeout=15)
+    wait_until_settled(broker)
+    assert gateway.control()["received"] == 1
