@@ -90,7 +90,7 @@ check-step: $(STAMP) ## Exercise: step N's tests against workspace/, what is mis
 	$(need_step)
 	@$(PY) -m workshop.exercise check $(N) $(if $(PART),--part $(PART))
 
-screenshots: $(STAMP) ## Save the docs' PNGs of the page: a send on steps 1 and 4, a code verified
+screenshots: $(STAMP) ## Save the docs' PNGs: a send on steps 1 and 4, a code verified, RabbitMQ's queues
 	@$(PY) -m workshop.screenshots
 
 docs-serve: $(STAMP) ## Serve the docs site on http://127.0.0.1:8001 with live reload

@@ -77,8 +77,12 @@ class Services:
             if rabbitmq.find_server():
                 try:
                     self.broker = RabbitMQServer().start()
-                except RuntimeError as exc:
-                    raise pytest.UsageError(str(exc)) from None
+                except RuntimeError:
+                    # Once more on other free ports: another process may have taken one of them meanwhile.
+                    try:
+                        self.broker = RabbitMQServer().start()
+                    except RuntimeError as exc:
+                        raise pytest.UsageError(str(exc)) from None
                 self.broker_url = self.broker.url
             else:
                 self.missing = "RabbitMQ (no rabbitmq-server on this machine)"

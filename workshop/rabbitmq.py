@@ -138,6 +138,8 @@ class RabbitMQServer:
         (home / "enabled_plugins").write_text("[rabbitmq_management].\n")
         return {
             "HOME": str(home),  # the Erlang cookie goes there
+            # Our epmd may be told to exit (stop) even if it still lists the node a moment after its death.
+            "ERL_EPMD_RELAXED_COMMAND_CHECK": "1",
             "RABBITMQ_NODENAME": self.name,
             "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
             "RABBITMQ_NODE_PORT": str(self.port),
@@ -160,7 +162,8 @@ class RabbitMQServer:
             wait_until(lambda: problem(self.url, timeout=1) is None, lambda: problem(self.url), timeout)
             self.process.wait_until(self._management_answers, "the management API", timeout)
         except AssertionError as exc:
-            self.stop()
+            self.kill()
+            self._stop_epmd()
             raise RuntimeError(f"RabbitMQ did not start on port {self.port}: {exc}") from None
         return self
 

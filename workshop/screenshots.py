@@ -1,18 +1,24 @@
-"""`make screenshots`: the pages the docs' home page shows, served for real with the demo's 2 s provider.
+"""`make screenshots`: the pages the docs' home page shows, served for real with the demo's 2 s provider,
+and RabbitMQ's management UI with step 4's queues.
 
 Writes docs/assets/screenshots/: step1-sent.png (the request took the 2 s), step4-sent.png (it answered at
-once, the SMS came later) and step4-verified.png (the code from the phone, typed and verified).
+once, the SMS came later), step4-verified.png (the code from the phone, typed and verified) and
+rabbitmq-queues.png (the Queues tab: sms and celery, SMS messages waiting in sms). That last one needs
+rabbitmq-server; without it, it is left out with a note. It runs a RabbitMQ node of its own, on free
+ports: the one on 5672 is not touched.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+from workshop import rabbitmq
 from workshop.browser import TIMELINE_DONE, StepServer, launch
 from workshop.steps import ROOT
 
@@ -20,6 +26,20 @@ OUT = Path(os.environ.get("SCREENSHOTS_OUT") or ROOT / "docs" / "assets" / "scre
 MOBILE = "13800138000"
 # Just wide enough for the card and the phone side by side.
 VIEWPORT = {"width": 800, "height": 680}
+
+RABBITMQ_QUEUES = "rabbitmq-queues.png"
+# Wide enough for the management UI's tabs on one line; high enough for the queue table.
+RABBITMQ_VIEWPORT = {"width": 1100, "height": 600}
+# SMS messages left waiting in the sms queue: no worker takes them.
+WAITING = 2
+# The Queues tab once the sms row's Ready cell shows every message (the UI refreshes every 5 s).
+READY_SHOWN = """(count) => {
+  const headers = [...document.querySelectorAll("table.list thead tr:last-child th")];
+  const ready = headers.findIndex((th) => th.textContent.trim() === "Ready");
+  const rows = [...document.querySelectorAll("table.list tbody tr")];
+  const row = (name) => rows.find((r) => r.querySelector("a")?.textContent.trim() === name);
+  return ready >= 0 && row("celery") && row("sms")?.querySelectorAll("td")[ready]?.textContent.trim() === String(count);
+}"""
 
 
 def has_chinese_font() -> bool | None:
@@ -41,6 +61,42 @@ def send(page, server) -> None:
     page.click("#send")
     page.wait_for_function(TIMELINE_DONE, timeout=60_000)
     page.wait_for_selector("#messages .sms", timeout=60_000)
+
+
+def queue_sms(url: str, count: int) -> None:
+    """Step 4's queues, declared as its settings declare them (durable, classic), and ``count`` messages
+    in sms shaped like those its view's ``send_sms.delay(ref)`` publishes, with no worker to take them."""
+    from celery import Celery
+    from kombu import Queue
+
+    app = Celery("renran", broker=url, set_as_current=False)
+    # As step04_final/renranapi/settings.py: CELERY_TASK_QUEUES and CELERY_TASK_ROUTES.
+    app.conf.task_queues = [Queue("celery"), Queue("sms")]
+    app.conf.task_routes = {"mycelery.sms.tasks.*": {"queue": "sms"}}
+    try:
+        with app.connection_for_write() as connection:
+            for queue in app.amqp.queues.values():
+                queue(connection.default_channel).declare()
+            for _ in range(count):
+                ref = secrets.token_urlsafe(16)
+                app.send_task("mycelery.sms.tasks.send_sms", args=[ref], connection=connection)
+    finally:
+        app.close()
+
+
+def rabbitmq_queues(browser) -> None:
+    """RabbitMQ's Queues tab on a node of its own, SMS messages waiting in sms."""
+    with rabbitmq.RabbitMQServer() as node:
+        queue_sms(node.url, WAITING)
+        page = browser.new_page(viewport=RABBITMQ_VIEWPORT)
+        page.goto(f"{node.management_url}/")
+        page.fill("input[name=username]", "guest")
+        page.fill("input[name=password]", "guest")
+        page.click("input[type=submit]")
+        page.click("#tabs a[href='#/queues']")
+        page.wait_for_function(READY_SHOWN, arg=WAITING, timeout=60_000)
+        save(page, RABBITMQ_QUEUES)
+        page.close()
 
 
 def main() -> int:
@@ -73,6 +129,13 @@ def main() -> int:
                 page.wait_for_selector("#verify-result.ok", timeout=30_000)
                 save(page, "step4-verified.png")
                 page.close()
+            if rabbitmq.find_server():
+                rabbitmq_queues(browser)
+            else:
+                print(
+                    f"note: no rabbitmq-server on this machine, so {RABBITMQ_QUEUES} was not taken "
+                    "(sudo apt install rabbitmq-server)"
+                )
         finally:
             browser.close()
     return 0

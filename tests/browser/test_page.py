@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from tests.harness import MOBILE, make, missing
+from workshop import rabbitmq, screenshots
 from workshop.browser import INSTALL_HINT, TIMELINE_DONE, StepServer, chromium_path, launch
 from workshop.processes import Process, free_port
 from workshop.steps import ROOT
@@ -182,24 +183,32 @@ def test_the_code_from_the_phone_verifies_once_and_the_page_shows_each_answer(pa
 
 
 def test_make_screenshots_saves_every_image_the_docs_show(tmp_path):
-    """`make screenshots` writes every screenshot a docs page shows, and the docs keep no other."""
+    """`make screenshots` writes every screenshot a docs page shows, and RabbitMQ's Queues tab (where
+    rabbitmq-server is installed; without it the command says so and saves the others); the docs keep no
+    other."""
     folder = ROOT / "docs" / "assets" / "screenshots"
     shown = {
         name
         for page in (ROOT / "docs").glob("*.md")
         for name in re.findall(r"assets/screenshots/([\w.-]+\.png)", page.read_text())
     }
+    server = rabbitmq.find_server()
 
     result = make("screenshots", SCREENSHOTS_OUT=str(tmp_path))
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert shown, "the docs show no screenshot"
-    for name in sorted(shown):
+    assert screenshots.RABBITMQ_QUEUES in shown, "the RabbitMQ page shows the management UI"
+    for name in sorted(shown if server else shown - {screenshots.RABBITMQ_QUEUES}):
         png = (tmp_path / name).read_bytes()
         assert png.startswith(b"\x89PNG") and len(png) > 5000, name
     assert {p.name for p in folder.iterdir()} == shown, (
         "docs/assets/screenshots/ keeps only what a page shows"
     )
+    if not server:
+        assert f"{screenshots.RABBITMQ_QUEUES} was not taken" in result.stdout, result.stdout
+        assert not (tmp_path / screenshots.RABBITMQ_QUEUES).exists()
+        missing(f"RabbitMQ (so {screenshots.RABBITMQ_QUEUES} was not checked)", rabbitmq.INSTALL_HINT)
 
 
 EVIL_PAGE = """<!doctype html><title>waiting</title>

@@ -37,6 +37,18 @@ COMMANDS = {
     "REDIS_URL=redis://127.0.0.1:6390 make demo": DEMO + "test_make_run_step_2_and_3_with_an_existing_redis",
     "SMS_THROTTLE_RATE=1000/hour SMS_DAILY_LIMIT=1000 SMS_PREFIX_RATE=1000/hour make demo": DEMO
     + "test_make_demo_starts_step_4_and_ctrl_c_stops_everything",
+    # The steps on RabbitMQ (rabbitmq.md#run): the demo tests run them on a RabbitMQ node of their own.
+    "BROKER=rabbitmq make demo": DEMO + "test_make_demo_on_rabbitmq",
+    "BROKER=rabbitmq make run-step 3": [
+        DEMO + "test_a_missing_rabbitmq_stops_at_once_with_the_way_to_get_it",
+        DEMO + "test_make_demo_on_rabbitmq",
+    ],
+    "make worker STEP=2 BROKER=rabbitmq": [
+        DEMO + "test_a_missing_rabbitmq_stops_at_once_with_the_way_to_get_it",
+        DEMO + "test_make_demo_on_rabbitmq",
+    ],
+    "CELERY_BROKER_URL=amqp://user:password@host:5672// make run-step 3": DEMO + "test_make_demo_on_rabbitmq",
+    "BROKER=rabbitmq make test-step 4": "tests/docs/test_docs.py::test_make_test_runs_the_broker_steps_on_rabbitmq_too",
     "make test-step 1": DEMO + "test_step_dir_tests_a_students_copy",
     "make test-step 2": "tests/docs/test_docs.py::test_make_test_is_what_ci_runs",
     "make test-step 3": "tests/docs/test_docs.py::test_make_test_is_what_ci_runs",
@@ -78,10 +90,10 @@ COMMANDS = {
     "cd step04_final": STEP4_COMMANDS + "test_inspect_shows_the_sms_task_and_its_queue",
     "celery -A mycelery.main worker --loglevel=info": "tests/step02/test_celery_intro.py::test_the_worker_lists_both_task_names",
     "celery -A mycelery.main worker -Q sms,celery --loglevel=info": "tests/step04/test_00_post.py::test_a_post_sends_and_the_worker_delivers_the_code",
-    "celery -A mycelery.main worker --loglevel=info --pool=solo": STEP4_COMMANDS
-    + "test_the_windows_pool_solo_worker_delivers",
-    "celery -A mycelery.main worker -Q sms,celery --loglevel=info --pool=solo": STEP4_COMMANDS
-    + "test_the_windows_pool_solo_worker_delivers",
+    "celery -A mycelery.main worker --loglevel=info --pool=threads": STEP4_COMMANDS
+    + "test_the_windows_pool_drains_a_queue_in_time",
+    "celery -A mycelery.main worker -Q sms,celery --loglevel=info --pool=threads": STEP4_COMMANDS
+    + "test_the_windows_pool_drains_a_queue_in_time",
     "celery -A mycelery.main inspect registered": STEP4_COMMANDS
     + "test_inspect_shows_the_sms_task_and_its_queue",
     "celery -A mycelery.main inspect active_queues": STEP4_COMMANDS

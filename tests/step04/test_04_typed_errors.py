@@ -136,10 +136,11 @@ def test_a_permanent_error_is_logged_once_and_not_retried(send, gateway, broker,
 
 
 def test_a_retry_countdown_waits_in_the_worker_not_in_the_broker(send, gateway, broker, sms_worker, the_ref):
-    """A retry is a new message with a countdown (an ETA). On both brokers the worker takes it at once and
-    holds it, unacknowledged, in its own timer until it is due: the queue is empty meanwhile, and
-    `inspect scheduled` lists it. (RabbitMQ's quorum queues would hold it in the broker instead:
-    rabbitmq.md#queues.)"""
+    """A retry's countdown waits in the worker's timer on both brokers: the queue is empty meanwhile.
+
+    A retry is a new message with a countdown (an ETA): the worker takes it at once and holds it,
+    unacknowledged, until it is due, and `inspect scheduled` lists it. (RabbitMQ's quorum queues would
+    hold it in the broker instead: rabbitmq.md#quorum-queues.)"""
     from mycelery.main import app
     from mycelery.sms.tasks import send_sms
 
