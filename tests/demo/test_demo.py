@@ -260,6 +260,7 @@ def test_make_demo_on_rabbitmq(demo):
         queues = node.queues()
         assert (queues["sms"]["type"], queues["sms"]["durable"]) == ("classic", True)
         assert d.ctrl_c() == []
+        assert "Traceback" not in d.output and "ERROR" not in d.output, d.output[-3000:]
 
         worker = demo("worker", STEP="2", BROKER="rabbitmq", CELERY_BROKER_URL=node.url)
         worker.wait_for(" ready.")
