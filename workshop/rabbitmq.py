@@ -93,7 +93,11 @@ def problem(url: str, timeout: float = 2.0) -> str | None:
 
 def find_server() -> str | None:
     """The rabbitmq-server script that runs a node as the current user (Debian's /usr/sbin one is a
-    wrapper that wants root and the system node's folders), or None."""
+    wrapper that wants root and the system node's folders), or None. RABBITMQ_SERVER names another
+    (empty: as if none were installed)."""
+    if "RABBITMQ_SERVER" in os.environ:
+        given = os.environ["RABBITMQ_SERVER"]
+        return given if given and os.access(given, os.X_OK) else None
     for candidate in ("/usr/lib/rabbitmq/bin/rabbitmq-server", shutil.which("rabbitmq-server")):
         if candidate and os.access(candidate, os.X_OK):
             return candidate

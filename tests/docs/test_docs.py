@@ -258,6 +258,20 @@ def test_make_test_runs_the_broker_steps_on_rabbitmq_too():
     assert "broker: rabbitmq (amqp://" in shown.stdout, shown.stdout
 
 
+def test_without_rabbitmq_its_runs_skip_with_the_way_to_get_it_and_fail_in_ci():
+    """A machine without rabbitmq-server (RABBITMQ_SERVER= stands for it): `BROKER=rabbitmq make test-step 2`
+    skips every test, saying how to get RabbitMQ; under CI=true the same tests fail."""
+    student = make("test-step", "2", BROKER="rabbitmq", RABBITMQ_SERVER="", CI="", PYTEST_ARGS="-rs")
+    ci = make("test-step", "2", BROKER="rabbitmq", RABBITMQ_SERVER="", CI="true")
+
+    assert student.returncode == 0, student.stdout + student.stderr
+    assert re.search(r"^=+ 7 skipped", student.stdout, re.MULTILINE), student.stdout
+    assert "sudo apt install rabbitmq-server" in student.stdout
+    assert ci.returncode != 0
+    assert re.search(r"^=+ 7 errors", ci.stdout, re.MULTILINE), ci.stdout  # each fails in its setup
+    assert "is missing in CI" in ci.stdout
+
+
 def test_the_instructors_selection_picks_three_tests():
     result = make(
         "test-step", "4", PYTEST_ARGS="--collect-only -q -k 'fifty_concurrent or killed or broker_down_gives'"
