@@ -86,8 +86,9 @@ def test_make_demo_starts_step_4_and_ctrl_c_stops_everything(demo):
     d = demo("demo", SMS_THROTTLE_RATE="1000/hour", SMS_DAILY_LIMIT="1000", SMS_PREFIX_RATE="1000/hour")
 
     d.wait_for("==> ready")
+    # The ready block's lines come through honcho one by one: its last line says the block is complete.
+    d.wait_for(f"Flower: http://127.0.0.1:{d.ports['FLOWER_PORT']}/")
     assert d.url("/") in d.output
-    assert f"Flower: http://127.0.0.1:{d.ports['FLOWER_PORT']}/" in d.output
     page = requests.get(d.url("/"), timeout=10)
     assert "获取验证码" in page.text
     # The reference page's curl -H "Content-Type: application/json" -d '{"mobile": ...}' .../users/sms/
