@@ -63,6 +63,15 @@ class Services:
         self.missing = ""
 
     def start(self) -> Services:
+        """Start them all; if one cannot start, stop those that did (a failed start leaves nothing)."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
         external = None if self.appendonly else os.environ.get("REDIS_URL")
         if external:
             if not ping(external):
@@ -95,7 +104,6 @@ class Services:
         self.gateway_process = Process(gateway_command(port, TEST_GATEWAY_LATENCY), cwd=ROOT).start(
             port=port, timeout=15
         )
-        return self
 
     def environ(self) -> dict[str, str]:
         """The variables the steps read, pointing at these services."""
