@@ -63,10 +63,10 @@ redis: $(STAMP) ## Run a Redis server on 127.0.0.1:6379 (or use the one already 
 
 worker: $(STAMP) ## Run a Celery worker for step N (STEP=N), as its Procfile starts it (BROKER=rabbitmq: on RabbitMQ)
 	$(need_step)
-	@$(PY) -m workshop.demo worker $(N)
+	@$(PY) -m workshop.demo entry $(N) worker
 
-flower: $(STAMP) ## Open Flower (the Celery dashboard) for the final step on http://127.0.0.1:5555
-	@cd $(call step_dir,$(LAST_STEP)) && celery -A mycelery.main flower --address=127.0.0.1 --port=$${FLOWER_PORT:-5555}
+flower: $(STAMP) ## Open Flower (the Celery dashboard) for the final step on http://127.0.0.1:5555 (BROKER=rabbitmq)
+	@$(PY) -m workshop.demo entry $(LAST_STEP) flower
 
 test: $(STAMP) ## Run every test: the gateway, each step in its own pytest process, the docs
 	@$(PY) -m workshop.testrun $(STEPS)

@@ -2,7 +2,7 @@
 
     python -m workshop.demo run 4     # Redis, gateway, worker, Flower, Django for step 4
     python -m workshop.demo run 3 --dir workspace/step03   # the same for a student's copy of a step
-    python -m workshop.demo worker 2  # the step's worker alone, as its Procfile starts it (make worker)
+    python -m workshop.demo entry 2 worker   # one line of the Procfile alone (make worker, make flower)
     python -m workshop.demo ready     # (a Procfile entry) print the addresses once the page answers
 
 Ports come from the environment: WEB_PORT (8000), SMS_GATEWAY_PORT (8881), REDIS_PORT (6379),
@@ -180,12 +180,16 @@ class OrderedStopManager(Manager):
             pass  # it has just exited
 
 
-def worker(n: str) -> int:
-    """`make worker STEP=N`: the step's worker line from its Procfile, in its folder, on the chosen broker."""
+def entry(n: str, name: str) -> int:
+    """`make worker STEP=N` and `make flower`: one line of the step's Procfile, alone, in the step's folder,
+    with the same environment as `make run-step N` (the chosen broker included)."""
     folder = step_folder(n)
-    command = procfile(folder).get("worker")
+    command = procfile(folder).get(name)
     if not command:
-        print(f"Step {int(n)} has no worker: it sends the SMS inside the request.", file=sys.stderr)
+        why = (
+            "it sends the SMS inside the request" if name == "worker" else f"its Procfile has no {name} line"
+        )
+        print(f"Step {int(n)} has no {name}: {why}.", file=sys.stderr)
         return 2
     broken = broker_problem(folder)
     if broken:
@@ -193,7 +197,8 @@ def worker(n: str) -> int:
         return 2
     print(f"==> step {int(n)}: {command}   ({broker_named()})", flush=True)
     os.chdir(folder)
-    os.execvpe("sh", ["sh", "-c", f"exec {command}"], {**os.environ, **environment()})
+    env = {**os.environ, **environment(), **{key: str(port(key)) for key in PORTS}}
+    os.execvpe("sh", ["sh", "-c", f"exec {command}"], env)
     return 0  # pragma: no cover
 
 
@@ -218,11 +223,11 @@ def ready() -> int:
 def main(argv: list[str]) -> int:
     if argv[:1] == ["run"] and len(argv) in (2, 4) and argv[1].isdigit() and argv[2:3] in ([], ["--dir"]):
         return run(argv[1], argv[3] if len(argv) == 4 else None)
-    if argv[:1] == ["worker"] and len(argv) == 2 and argv[1].isdigit():
-        return worker(argv[1])
+    if argv[:1] == ["entry"] and len(argv) == 3 and argv[1].isdigit():
+        return entry(argv[1], argv[2])
     if argv == ["ready"]:
         return ready()
-    sys.exit("usage: python -m workshop.demo run N [--dir FOLDER] | worker N | ready")
+    sys.exit("usage: python -m workshop.demo run N [--dir FOLDER] | entry N NAME | ready")
 
 
 if __name__ == "__main__":

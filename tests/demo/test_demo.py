@@ -245,7 +245,7 @@ def test_a_missing_rabbitmq_stops_at_once_with_the_way_to_get_it():
 def test_make_demo_on_rabbitmq(demo):
     """`BROKER=rabbitmq make demo` (here CELERY_BROKER_URL names a RabbitMQ of the test's own): the worker's
     transport is RabbitMQ, a code is sent through it into durable classic queues, Ctrl-C leaves nothing;
-    `make worker STEP=2` uses it too, and a wrong password stops it at once."""
+    `make worker STEP=2` and `make flower` use it too, and a wrong password stops them at once."""
     if not rabbitmq.find_server():
         missing("RabbitMQ (rabbitmq-server)", rabbitmq.INSTALL_HINT)
     with RabbitMQServer() as node:
@@ -267,6 +267,11 @@ def test_make_demo_on_rabbitmq(demo):
         worker.wait_for(" ready.")
         assert f".> transport:   amqp://guest:**@127.0.0.1:{node.port}//" in worker.output
         assert worker.ctrl_c() == []
+
+        flower = demo("flower", BROKER="rabbitmq", CELERY_BROKER_URL=node.url)
+        flower.wait_for(f"Connected to amqp://guest:**@127.0.0.1:{node.port}//")
+        assert requests.get(f"http://127.0.0.1:{flower.ports['FLOWER_PORT']}/", timeout=5).status_code == 200
+        assert flower.ctrl_c() == []
 
         refused = make(
             "worker",
