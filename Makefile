@@ -99,7 +99,7 @@ docs-serve: $(STAMP) ## Serve the docs site on http://127.0.0.1:8001 with live r
 docs-build: $(STAMP) ## Build the docs site into site/, failing on any warning
 	@mkdocs build --strict
 
-bench: $(STAMP) ## Measure what Celery buys (QUICK=1 for a short run); writes docs/benchmarks/
+bench: $(STAMP) ## Measure what Celery buys into docs/benchmarks/ (QUICK=1: a short run into bench-results/)
 	@$(PY) -m workshop.bench $(if $(QUICK),--quick) $(if $(SMOKE_OUT),--smoke --out $(SMOKE_OUT))
 
 lint: $(STAMP) ## Check style with ruff

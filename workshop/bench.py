@@ -1,7 +1,7 @@
 """``make bench``: measure what Celery buys, and write the figures the benchmarks page includes.
 
     python -m workshop.bench            # the full run (about 8 minutes on 2 cores)
-    python -m workshop.bench --quick    # the short run (under 2 minutes)
+    python -m workshop.bench --quick    # the short run (under 2 minutes), into bench-results/
     python -m workshop.bench --only endpoint,delay --out /tmp/bench   # part of it, elsewhere
 
 It starts its own Redis, SMS gateway, gunicorn and Celery workers on 127.0.0.1, runs bounded load
@@ -53,6 +53,8 @@ from workshop.redis_server import RedisServer, find_redis_server
 from workshop.steps import ROOT, step_environment, step_folder, worker_options
 
 OUT = ROOT / "docs" / "benchmarks"
+# A quick look goes here, never over the figures the page quotes (those come from a full run).
+QUICK_OUT = ROOT / "bench-results"
 STEPS = {n: step_folder(n) for n in (1, 3, 4)}
 GATEWAY_LATENCIES = (0.2, 2.0)
 CONCURRENCIES = (1, 10)
@@ -682,6 +684,7 @@ class Bench:
         started = time.monotonic()
         meta = {
             "mode": self.plan.mode,
+            "commit": commit(),
             "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "command": "python -m workshop.bench"
             + ("" if self.plan.mode == "full" else f" --{self.plan.mode}"),
@@ -747,13 +750,46 @@ class Bench:
         ]
 
 
+def out_folder(mode: str, given: Path | None) -> Path:
+    """Where a run writes: the page's docs/benchmarks/ only from a full run; a quick run into
+    bench-results/ unless told; a smoke run only where told (its figures mean nothing)."""
+    if given is not None and given.resolve() == OUT.resolve() and mode != "full":
+        raise SystemExit(
+            f"bench: only a full run writes {OUT.relative_to(ROOT)}/, the figures the page quotes"
+        )
+    if given is not None:
+        return given
+    if mode == "smoke":
+        raise SystemExit("bench: --smoke figures mean nothing: write them elsewhere with --out")
+    return OUT if mode == "full" else QUICK_OUT
+
+
+def commit() -> str:
+    """The commit measured, and whether the work tree differed from it (the bench's own outputs aside)."""
+    git = ["git", "-C", str(ROOT)]
+    try:
+        head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout
+        changed = subprocess.run(
+            [*git, "status", "--porcelain", "--", ".", f":!{OUT.relative_to(ROOT)}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return head.strip()[:12] + (" + uncommitted changes" if changed.strip() else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="the short run (under 2 minutes on 2 cores)")
     parser.add_argument("--smoke", action="store_true", help="a tiny run that only proves the harness works")
     parser.add_argument("--only", default=",".join(PHASES), help=f"phases to run, among {','.join(PHASES)}")
     parser.add_argument(
-        "--out", type=Path, default=OUT, help=f"where to write (default {OUT.relative_to(ROOT)})"
+        "--out",
+        type=Path,
+        default=None,
+        help=f"where to write (default: {OUT.relative_to(ROOT)}/, or {QUICK_OUT.relative_to(ROOT)}/ for --quick)",
     )
     args = parser.parse_args(argv)
     phases = tuple(p.strip() for p in args.only.split(",") if p.strip())
@@ -761,8 +797,10 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown phase(s) {', '.join(sorted(unknown))}; choose among {', '.join(PHASES)}")
 
-    if args.smoke and args.out == OUT:
-        parser.error("--smoke figures mean nothing: write them elsewhere with --out")
+    mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+    if set(phases) != set(PHASES) and args.out is None and mode == "full":
+        parser.error("part of a run must not replace the page's figures: write it elsewhere with --out")
+    args.out = out_folder(mode, args.out)
     bench = Bench(SMOKE if args.smoke else QUICK if args.quick else FULL, phases)
     # SIGTERM (a stopped CI job, a `kill`) unwinds like Ctrl-C, so the finally below stops the children.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

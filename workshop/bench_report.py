@@ -212,6 +212,7 @@ def machine_table(meta: dict) -> str:
             f"{meta.get('mode', '–')} (`python -m workshop.bench{' --quick' if meta.get('mode') == 'quick' else ''}`), "
             f"{meta.get('duration_s', 0):.0f} s",
         ],  # fmt: skip
+        ["commit", f"`{meta.get('commit', '–')}`"],
         ["CPU", f"{m.get('cpu', '–')}, {m.get('cores', '–')} cores"],
         ["memory", m.get("memory", "–")],
         ["OS", m.get("os", "–")],

@@ -283,3 +283,23 @@ def test_the_bench_runs_end_to_end_in_smoke_mode(tmp_path):
     # Give what is still exiting a moment; anything alive after that was left behind.
     leftovers = left_running([p for p in psutil.process_iter() if marked(p)])
     assert leftovers == [], [p.cmdline() for p in leftovers]
+
+
+def test_only_a_full_run_writes_the_figures_the_page_quotes(tmp_path):
+    """`make bench QUICK=1` writes into bench-results/, never over docs/benchmarks/; a smoke run only where
+    told; a full run into docs/benchmarks/ unless told otherwise."""
+    assert bench.out_folder("full", None) == bench.OUT
+    assert bench.out_folder("quick", None) == bench.QUICK_OUT
+    assert bench.out_folder("quick", tmp_path) == tmp_path
+    for mode, given in (("quick", bench.OUT), ("smoke", bench.OUT), ("smoke", None)):
+        with pytest.raises(SystemExit):
+            bench.out_folder(mode, given)
+    with pytest.raises(SystemExit):  # part of a full run would replace only some of the page's tables
+        bench.main(["--only", "endpoint"])
+
+
+def test_the_published_run_names_its_commit():
+    """The machine table says which commit was measured (and whether the tree differed from it)."""
+    assert re.fullmatch(r"[0-9a-f]{12}( \+ uncommitted changes)?", bench.commit())
+    table = bench_report.machine_table({"commit": "0123456789ab", "mode": "full"})
+    assert "| commit | `0123456789ab` |" in table
