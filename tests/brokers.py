@@ -3,7 +3,8 @@ queue, how many a worker holds unacknowledged, what the stored messages say.
 
 The two store a message differently. The Redis transport keeps each queue as a list (database 15) and a
 message a worker has taken, until it is acknowledged, in the hash "unacked". RabbitMQ keeps its queues
-itself and knows which consumer holds which message: the management API counts them.
+itself and knows which consumer holds which message; its management API counts them only every 5 s, so
+the tests count what the live workers hold from their own logs.
 """
 
 from __future__ import annotations
