@@ -84,18 +84,22 @@ class RabbitQueues:
         connection.connect()
         return connection, connection.channel()
 
-    def ready(self, queue: str) -> int:
+    def ready(self, *queues: str) -> int:
+        """Messages waiting in these queues (one connection for all: pending() polls it)."""
         connection, channel = self._channel()
+        total = 0
         try:
-            _, count, _ = channel.queue_declare(queue, passive=True)
-            return count
-        except amqp.exceptions.NotFound:
-            return 0
+            for queue in queues:
+                try:
+                    total += channel.queue_declare(queue, passive=True).message_count
+                except amqp.exceptions.NotFound:
+                    channel = connection.channel()  # the broker closed the channel that asked
+            return total
         finally:
             connection.collect()
 
     def pending(self) -> int:
-        return self.ready("sms") + self.ready("celery") + self.held()
+        return self.ready("sms", "celery") + self.held()
 
     def _peek(self, queue: str) -> list[amqp.Message]:
         """The messages waiting in ``queue``, left there: taken without acknowledging, then the channel

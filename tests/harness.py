@@ -84,14 +84,7 @@ class Services:
         if self.kind == "rabbitmq":
             # A node of our own, whatever answers on 5672: tests stop it, and nothing they leave matters.
             if rabbitmq.find_server():
-                try:
-                    self.broker = RabbitMQServer().start()
-                except RuntimeError:
-                    # Once more on other free ports: another process may have taken one of them meanwhile.
-                    try:
-                        self.broker = RabbitMQServer().start()
-                    except RuntimeError as exc:
-                        raise pytest.UsageError(str(exc)) from None
+                self.broker = start_rabbitmq()
                 self.broker_url = self.broker.url
             else:
                 self.missing = "RabbitMQ (no rabbitmq-server on this machine)"
@@ -123,6 +116,18 @@ class Services:
         for server in (self.redis, self.broker):
             if server:
                 server.stop()
+
+
+def start_rabbitmq() -> RabbitMQServer:
+    """A RabbitMQ node of the tests' own."""
+    try:
+        return RabbitMQServer().start()
+    except RuntimeError:
+        pass  # another process may have taken one of its free ports meanwhile: once more, on others
+    try:
+        return RabbitMQServer().start()
+    except RuntimeError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def step_dir(default: str) -> Path:

@@ -52,6 +52,11 @@ def environment() -> dict[str, str]:
     return {key: os.environ.get(key, value) for key, value in urls.items()}
 
 
+def process_environment() -> dict[str, str]:
+    """What the step's processes get: this environment, the URLs above, and the ports chosen for this run."""
+    return {**os.environ, **environment(), **{name: str(port(name)) for name in PORTS}}
+
+
 def broker_problem(folder: Path) -> str | None:
     """With BROKER=rabbitmq, why the step cannot start (RabbitMQ not there), at once rather than a worker
     retrying in a loop; None when all is well or the step has no worker."""
@@ -107,9 +112,7 @@ def run(n: str, given: str | None = None) -> int:
     if problems or broken:
         print("\n".join([*problems, *([broken] if broken else [])]), file=sys.stderr)
         return 2
-    env = {**os.environ, **environment()}
-    for name in PORTS:
-        env[name] = str(port(name))
+    env = process_environment()
     print(
         f"==> step {int(n)}: starting {folder}/Procfile, {which}, with honcho (Ctrl-C stops everything)",
         flush=True,
@@ -197,8 +200,7 @@ def entry(n: str, name: str) -> int:
         return 2
     print(f"==> step {int(n)}: {command}   ({broker_named()})", flush=True)
     os.chdir(folder)
-    env = {**os.environ, **environment(), **{key: str(port(key)) for key in PORTS}}
-    os.execvpe("sh", ["sh", "-c", f"exec {command}"], env)
+    os.execvpe("sh", ["sh", "-c", f"exec {command}"], process_environment())
     return 0  # pragma: no cover
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import runpy
 import secrets
 import shutil
 import subprocess
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from workshop import rabbitmq
 from workshop.browser import TIMELINE_DONE, StepServer, launch
-from workshop.steps import ROOT
+from workshop.steps import ROOT, step_folder
 
 OUT = Path(os.environ.get("SCREENSHOTS_OUT") or ROOT / "docs" / "assets" / "screenshots")
 MOBILE = "13800138000"
@@ -67,12 +68,11 @@ def queue_sms(url: str, count: int) -> None:
     """Step 4's queues, declared as its settings declare them (durable, classic), and ``count`` messages
     in sms shaped like those its view's ``send_sms.delay(ref)`` publishes, with no worker to take them."""
     from celery import Celery
-    from kombu import Queue
 
+    settings = runpy.run_path(str(step_folder(4) / "renranapi" / "settings.py"))
     app = Celery("renran", broker=url, set_as_current=False)
-    # As step04_final/renranapi/settings.py: CELERY_TASK_QUEUES and CELERY_TASK_ROUTES.
-    app.conf.task_queues = [Queue("celery"), Queue("sms")]
-    app.conf.task_routes = {"mycelery.sms.tasks.*": {"queue": "sms"}}
+    app.conf.task_queues = settings["CELERY_TASK_QUEUES"]
+    app.conf.task_routes = settings["CELERY_TASK_ROUTES"]
     try:
         with app.connection_for_write() as connection:
             for queue in app.amqp.queues.values():
