@@ -261,6 +261,9 @@ class GatewayState:
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "RonglianLocalGateway/1.0"
+    # Headers and body leave in two writes: without TCP_NODELAY a reply on a kept-alive connection waits
+    # ~40 ms for the client's delayed ACK, and a worker's SMS/s fell to about 80 % of what it should be.
+    disable_nagle_algorithm = True
     state: GatewayState  # set on the subclass made per server
     allowed_origins: tuple[str, ...] = ()  # the pages that may read the inbox from a browser
 

@@ -1,278 +1,260 @@
-"""The benchmark harness's pure parts: statistics, targets, tables, JSON. No load, no timing here:
-the figures come from ``make bench``, never from a test."""
+"""The benchmark harness: its arithmetic, tables and rules, its open-loop load generator against a server
+that holds every request, and one tiny end-to-end run. No figure here comes from timing: the figures come
+from ``make bench``, never from a test."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import re
+import threading
 
 import psutil
 import pytest
 
 from tests.harness import left_running, make
-from workshop import bench, bench_report
-from workshop.bench_producer import nth_mobile
-from workshop.bench_report import (
-    check_targets,
-    endpoint_ratios,
-    percentile,
-    ratio,
-    render_markdown,
-    spread_rate,
-    summarise,
-    table,
-    to_json,
-)
+from workshop.bench import __main__ as cli
+from workshop.bench import findings, load, plan, report, run, stats
+from workshop.bench.delivery import timeline
+from workshop.bench.endpoint import GUNICORN, WORKERS
+from workshop.bench.producer import nth_mobile
+from workshop.bench.workers import without_pool
+from workshop.steps import step_folder
 
 
-def point(step, latency, concurrency, p50, p99, per_s=100.0):
-    return {"step": step, "gateway_latency_s": latency, "concurrency": concurrency, "count": 100,
-            "errors": 0, "p50_ms": p50, "p95_ms": p99, "p99_ms": p99, "per_s": per_s,
-            "gunicorn": "-w 5"}  # fmt: skip
+def point(step, rate, repeat, p50, p99, cpu=1.0):
+    return {"step": step, "rate": rate, "repeat": repeat, "count": 220, "errors": 0, "p50_ms": p50,
+            "p95_ms": p99, "p99_ms": p99, "cpu_ms_per_request": cpu}  # fmt: skip
 
 
 def sample_results() -> dict:
-    points = [
-        point(1, 2.0, 10, 2010.0, 2030.0, per_s=4.9),
-        point(3, 2.0, 10, 12.0, 30.0, per_s=700),
-        point(4, 2.0, 10, 15.0, 40.0, per_s=600),
-        point(1, 0.2, 1, 205.0, 207.0, per_s=4.8),
-        point(4, 0.2, 1, 3.0, 5.0, per_s=300),
-    ]
+    points = [point(1, 20, r, 2010.0 + r, 2030.0) for r in (1, 2, 3)]
+    points += [point(3, 20, r, p50, 9.0, cpu=4.0) for r, p50 in ((1, 4.0), (2, 4.2), (3, 4.4))]
+    points += [point(4, 20, r, p50, 12.0, cpu=5.0) for r, p50 in ((1, 5.0), (2, 5.5), (3, 5.2))]
+    capacity = [{"step": 3, "concurrency": 10, "count": 3000, "per_s": 500.0, "p50_ms": 19.0, "p99_ms": 30.0,
+                 "errors": 0}, {"step": 4, "concurrency": 10, "count": 3000, "per_s": 400.0, "p50_ms": 24.0,
+                 "p99_ms": 40.0, "errors": 0}]  # fmt: skip
+    summary = stats.open_loop_summary(points)
+    pool = {"sent": 500, "delivered": 500, "measured_over": 480, "cpu_ms_per_sms": 3.0, "timeline": [250, 250],
+            "offered_per_s": 50, "paced_sent": 50, "paced_delivered": 50, "latency_p50_ms": 205.0,
+            "latency_p99_ms": 210.0, "failed_acks": 0, "http_pool_full": 0}  # fmt: skip
     results = {
-        "meta": {
-            "mode": "quick",
-            "date": "2026-01-01 00:00 UTC",
-            "duration_s": 90.0,
-            "machine": {"cpu": "Test CPU", "cores": 2},
-            "notes": ["a note"],
-        },  # fmt: skip
-        "endpoint": points,
-        "ratios": endpoint_ratios(points),
-        "delivery": [
-            {
-                "pool": "prefork",
-                "concurrency": 2,
-                "sms_per_s": 9.5,
-                "ideal_per_s": 10,
-                "sent": 40,
-                "delivered": 40,
-                "latency_p50_ms": 2700.0,
-                "latency_p99_ms": 5200.0,
-                "paced_sent": 50,
-                "paced_delivered": 50,
-                "failed_acks": 0,
-                "http_pool_full": 0,
-            },
-            {
-                "pool": "threads",
-                "concurrency": 100,
-                "sms_per_s": 250.0,
-                "ideal_per_s": 500,
-                "sent": 500,
-                "delivered": 500,
-                "latency_p50_ms": 205.0,
-                "latency_p99_ms": 210.0,
-                "paced_sent": 50,
-                "paced_delivered": 50,
-                "failed_acks": 3,
-                "http_pool_full": 12,
-            },
-        ],  # fmt: skip
-        "claim": {
-            "producer": {"per_s": 2000.0, "per_min": 120_000.0},
-            "workers": [{"pool": "solo", "concurrency": 1, "per_s": 1000.0, "per_min": 60_000.0}],
-            "redis": [
-                {
-                    "what": "LPUSH, pipelined",
-                    "short": "LPUSH\npipelined",
-                    "per_s": 150_000.0,
-                    "per_min": 9_000_000.0,
-                }
-            ],  # fmt: skip
-        },
-        "delay": [
-            {"step": 4, "call": "send_sms.delay()", "count": 500, "p50_ms": 0.6, "p95_ms": 0.7, "p99_ms": 0.9}
-        ],  # fmt: skip
-    }
-    results["targets"] = check_targets(results)
+        "meta": {"mode": "quick", "date": "2026-01-01 00:00 UTC", "duration_s": 90.0, "commit": "0123456789ab",
+                 "machine": {"cpu": "Test CPU", "cores": 2, "versions": {"celery": "5.7.0"}}, "notes": ["a note"]},
+        "endpoint": {"points": points, "summary": summary, "ratios": stats.ratios(summary, capacity),
+                     "capacity": capacity, "gunicorn": {}, "gateway_latency_s": 2.0},
+        "delay": [{"step": 4, "call": "send_sms.delay(ref)", "count": 500, "p50_ms": 0.6, "p95_ms": 0.7,
+                   "p99_ms": 0.9}],
+        "delivery": {"gateway_latency_s": 0.2, "ceilings": [{"concurrency": 50, "per_s": 245.0, "ideal_per_s": 250,
+                                                             "errors": 0}],
+                     "pools": [{**pool, "pool": "threads", "concurrency": 50, "options": "", "sms_per_s": 220.0,
+                                "ceiling_per_s": 245.0, "of_ceiling": 220 / 245},
+                               {**pool, "pool": "gevent", "concurrency": 50, "options": "", "sms_per_s": 25.0,
+                                "ceiling_per_s": 245.0, "of_ceiling": 25 / 245}]},
+        "reliability": [
+            {"label": "defaults", "settings": "x", "baseline": True, "sms_per_s": 240.0, "cpu_ms_per_sms": 2.0,
+             "sent": 100, "delivered": 100, "duplicates": 0},
+            {"label": "late", "settings": "y", "sms_per_s": 230.0, "cpu_ms_per_sms": 2.2, "sent": 100,
+             "delivered": 100, "duplicates": 0},
+            {"label": "step 4", "settings": "z", "sms_per_s": 220.0, "cpu_ms_per_sms": 3.0, "sent": 100,
+             "delivered": 100, "duplicates": 0},
+        ],
+    }  # fmt: skip
+    results["targets"] = stats.check_targets(results)
     return results
 
 
-# --- statistics -------------------------------------------------------------------------------------
+# --- arithmetic -------------------------------------------------------------------------------------
 
 
 def test_percentile_interpolates_between_ranks_like_numpy():
-    values = [4, 1, 3, 2]  # unordered on purpose
-    assert percentile(values, 0) == 1
-    assert percentile(values, 50) == 2.5
-    assert percentile(values, 100) == 4
-    assert percentile(list(range(1, 101)), 99) == pytest.approx(99.01)
-    assert percentile([7.0], 99) == 7.0
-
-
-def test_percentile_of_nothing_is_none_and_q_is_checked():
-    assert percentile([], 50) is None
+    assert stats.percentile([4, 1, 3, 2], 50) == 2.5  # unordered on purpose
+    assert stats.percentile(list(range(1, 101)), 99) == pytest.approx(99.01)
+    assert stats.percentile([], 50) is None
     with pytest.raises(ValueError):
-        percentile([1, 2], 101)
+        stats.percentile([1, 2], 101)
 
 
-def test_summarise_turns_seconds_into_milliseconds_and_a_rate():
-    summary = summarise([0.001, 0.002, 0.003], elapsed_s=0.5, errors=2)
-    assert summary["count"] == 3
-    assert summary["errors"] == 2
-    assert summary["p50_ms"] == pytest.approx(2.0)
-    assert summary["max_ms"] == pytest.approx(3.0)
-    assert summary["per_s"] == pytest.approx(6.0)
-    empty = summarise([], elapsed_s=0)
-    assert empty["p50_ms"] is None and empty["per_s"] is None
+def test_summarise_ratio_and_rate_never_divide_by_zero():
+    summary = stats.summarise([0.001, 0.002, 0.003], elapsed_s=0.5, errors=2)
+    assert (summary["count"], summary["errors"]) == (3, 2)
+    assert summary["p50_ms"] == pytest.approx(2.0) and summary["per_s"] == pytest.approx(6.0)
+    assert stats.summarise([], elapsed_s=0)["per_s"] is None
+    assert stats.ratio(2000.0, 10.0) == 200.0
+    assert stats.ratio(None, 10.0) is None and stats.ratio(1.0, 0) is None
+    assert stats.rate(0, 1.0) is None
 
 
-def test_ratio_and_rates_give_none_rather_than_dividing_by_zero():
-    assert ratio(2000.0, 10.0) == 200.0
-    assert ratio(None, 10.0) is None
-    assert ratio(2000.0, 0) is None
-    assert spread_rate([3.0, 1.0, 2.0]) == pytest.approx(1.0)
-    assert spread_rate([1.0]) is None
-    assert bench_report.rate(0, 1.0) is None
+def test_rounds_are_summarised_by_their_median_and_their_spread():
+    summary = {(r["rate"], r["step"]): r for r in sample_results()["endpoint"]["summary"]}
+    four = summary[(20, 4)]
+    assert four["p50_ms"] == 5.2  # the median of 5.0, 5.5, 5.2
+    assert (four["p50_min_ms"], four["p50_max_ms"]) == (5.0, 5.5)
+    assert four["p50_spread"] == pytest.approx(1.1)
+    assert four["repeats"] == 3 and four["samples"] == 220
+    assert stats.spread([3.0]) is None  # one round says nothing about agreement
 
 
-def test_endpoint_ratios_compare_step_1_with_step_4_at_the_same_point():
-    [at_2s, at_02s] = sorted(
-        endpoint_ratios(sample_results()["endpoint"]), key=lambda r: -r["gateway_latency_s"]
-    )
-    assert (at_2s["gateway_latency_s"], at_2s["concurrency"]) == (2.0, 10)
-    assert at_2s["ratio_p50"] == pytest.approx(2010 / 15)
-    assert at_2s["ratio_p50_step3"] == pytest.approx(2010 / 12)
-    assert at_02s["ratio_p50_step3"] is None  # no step 3 point there
+def test_ratios_compare_the_steps_at_the_same_offered_rate():
+    [row] = sample_results()["endpoint"]["ratios"]
+    assert row["step1_over_step4_p50"] == pytest.approx(2012.0 / 5.2)
+    assert row["step4_over_step3_cpu"] == pytest.approx(5.0 / 4.0)
+    assert row["step3_over_step4_capacity"] == pytest.approx(500 / 400)
 
 
 def test_targets_say_which_are_met_and_which_are_not():
-    targets = {t["target"]: t for t in sample_results()["targets"]}
-    assert len(targets) == 5
-    p50 = next(t for name, t in targets.items() if "p50, concurrency 10" in name)
-    assert p50["met"] and p50["measured"] == 15.0
-    assert all(t["met"] for t in targets.values())
+    targets = sample_results()["targets"]
+    assert len(targets) == 4 and all(t["met"] for t in targets), targets
 
     results = sample_results()
-    results["endpoint"][2]["p99_ms"] = 80.0
-    results["delivery"][1]["sms_per_s"] = 60.0
-    failed = [t["target"] for t in check_targets(results) if not t["met"]]
-    assert len(failed) == 2
-    assert any("p99" in name for name in failed) and any("SMS/s" in name for name in failed)
+    results["endpoint"]["points"][4]["p50_ms"] = 6.0  # step 3's rounds now 4.0 .. 6.0: 1.5 apart
+    results["endpoint"]["summary"] = stats.open_loop_summary(results["endpoint"]["points"])
+    results["delivery"]["pools"][0]["of_ceiling"] = 0.5
+    failed = [t["target"] for t in stats.check_targets(results) if not t["met"]]
+    assert len(failed) == 2, failed
+    assert any("step 3 at 20/s" in name for name in failed) and any("threads" in name for name in failed)
 
 
-def test_the_enqueue_target_is_judged_on_the_call_the_view_makes():
-    results = sample_results()
-    results["delay"] = [
-        {"step": 4, "form": "delay", "call": "delay", "count": 9, "p50_ms": 0.5, "p95_ms": 1, "p99_ms": 1},
-        {
-            "step": 4,
-            "form": "view",
-            "call": "apply_async",
-            "count": 9,
-            "p50_ms": 2.5,
-            "p95_ms": 3,
-            "p99_ms": 3,
-        },
-    ]
-    [target] = [t for t in check_targets(results) if "enqueue" in t["target"]]
-    assert target["measured"] == 2.5 and not target["met"]
+def test_the_timeline_counts_deliveries_by_second():
+    assert timeline([10.1, 10.2, 12.5, 9.0], since=10.0) == [2, 0, 1]
+    assert timeline([], since=0.0) == []
 
 
-# --- tables and JSON --------------------------------------------------------------------------------
-
-
-def test_table_aligns_numbers_right_and_escapes_pipes():
-    text = table(["what", "n"], [["a|b", "1"]])
-    assert text.splitlines() == ["| what | n |", "| --- | ---: |", "| a\\|b | 1 |"]
-    with pytest.raises(ValueError):
-        table(["a", "b"], [["only one"]])
+# --- tables and sentences ---------------------------------------------------------------------------
 
 
 def test_markdown_has_one_named_section_a_table_each_balanced():
-    text = render_markdown(sample_results())
-    starts = re.findall(r"<!-- --8<-- \[start:(\w+)\] -->", text)
-    ends = re.findall(r"<!-- --8<-- \[end:(\w+)\] -->", text)
-    assert starts == ends
-    assert set(starts) <= set(bench_report.SECTIONS)
-    assert {"machine", "endpoint", "ratios", "delivery", "claim", "delay", "targets", "notes"} <= set(starts)
-    assert "Test CPU, 2 cores" in text
-    assert "134×" in text  # 2010 ms / 15 ms
-    assert bench_report.CELERY_CLAIM in text
-
-
-def test_markdown_leaves_out_the_phases_that_did_not_run():
     results = sample_results()
-    del results["delivery"], results["claim"]
-    text = render_markdown(results)
-    assert "[start:delivery]" not in text and "[start:claim]" not in text
-    assert "[start:endpoint]" in text
+    extra = {"findings": ("found", "- a finding")}
+    text = report.render_markdown(results, extra)
+    starts = re.findall(r"<!-- --8<-- \[start:(\w+)\] -->", text)
+    assert starts == re.findall(r"<!-- --8<-- \[end:(\w+)\] -->", text)
+    assert starts == [s for s in report.SECTIONS if s in starts]  # in the page's order
+    assert {"findings", "machine", "latency", "ratios", "capacity", "delay", "ceiling", "delivery", "reliability",
+            "targets", "notes"} <= set(starts)  # fmt: skip
+    assert "Test CPU, 2 cores" in text and "`0123456789ab`" in text
+    del results["delivery"]
+    assert "[start:delivery]" not in report.render_markdown(results, {})
 
 
-def test_json_keeps_the_shape_the_docs_and_the_plots_read():
-    data = json.loads(to_json(sample_results()))
-    assert set(data) == {"meta", "endpoint", "ratios", "delivery", "claim", "delay", "targets"}
-    assert {"step", "gateway_latency_s", "concurrency", "p50_ms", "p95_ms", "p99_ms", "per_s"} <= set(
-        data["endpoint"][0]
-    )
-    assert {"target", "wanted", "measured", "met"} <= set(data["targets"][0])
+def test_the_findings_quote_the_run_in_both_languages_and_skip_what_it_did_not_measure():
+    results = sample_results()
+    english, chinese = findings.sentences(results, findings.EN), findings.sentences(results, findings.ZH)
+    assert len(english) == len(chinese) >= 4
+    assert any("387×" in s for s in english) and any("387×" in s for s in chinese)  # 2012 ms ÷ 5.2 ms
+    del results["reliability"]
+    assert len(findings.sentences(results, findings.EN)) == len(english) - 1
 
 
-def test_write_outputs_writes_the_four_files(tmp_path):
-    written = bench_report.write_outputs(sample_results(), tmp_path)
-    assert sorted(p.name for p in written) == ["latency.png", "results.json", "results.md", "throughput.png"]
-    for png in ("latency.png", "throughput.png"):
+def test_write_outputs_writes_the_tables_the_figures_and_the_plots(tmp_path):
+    written = report.write_outputs(sample_results(), tmp_path, {})
+    assert sorted(p.name for p in written) == ["delivery.png", "latency.png", "results.json", "results.md"]
+    for png in ("latency.png", "delivery.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((tmp_path / "results.json").read_text())["meta"]["commit"] == "0123456789ab"
 
 
-def test_formatting_of_small_and_large_figures():
-    assert bench_report.fmt_ms(0.61) == "0.61 ms"
-    assert bench_report.fmt_ms(17.26) == "17.3 ms"
-    assert bench_report.fmt_ms(2012.0) == "2.01 s"
-    assert bench_report.fmt_ratio(134.2) == "134×"
-    assert bench_report.fmt_share(0.12) == "12 %"
-    assert bench_report.fmt_share(8.2) == "8.2×"
-    assert bench_report.fmt_num(None) == "–"
+# --- the rules of a run -----------------------------------------------------------------------------
 
 
-# --- the load's inputs ------------------------------------------------------------------------------
+def test_the_full_plan_keeps_the_promises_of_the_page():
+    for rate, seconds in plan.FULL.open_seconds.items():
+        assert rate * seconds >= 200, "step 1 needs at least 200 requests a point for its p99"
+    assert plan.FULL.repeats >= 3
+    threads = int(GUNICORN[1][GUNICORN[1].index("--threads") + 1])
+    # Step 1 holds a thread a request for the provider's whole latency: never let one queue.
+    assert WORKERS * threads >= max(plan.OPEN_RATES) * plan.OPEN_GATEWAY_LATENCY
+    assert {pool for pool, _ in plan.DELIVERY_POOLS} == {"prefork", "threads", "gevent"}
+    assert stats.TARGET_CONCURRENCY in {c for _, c in plan.DELIVERY_POOLS}
+
+
+def test_step_4s_procfile_runs_the_pool_the_benchmark_recommends():
+    """docs/benchmarks.md#gevent: threads, 50 at once. The bench sets each row's pool itself."""
+    words = " ".join(step_folder(4).joinpath("Procfile").read_text().split())
+    assert "--pool=threads --concurrency=50" in words
+    assert without_pool(step_folder(4)) == ["-Q", "sms,celery"]
+
+
+def test_only_a_whole_full_run_writes_the_figures_the_page_quotes(tmp_path):
+    """`make bench QUICK=1` writes into bench-results/, never over docs/benchmarks/; a smoke run or part
+    of a run only where told."""
+    assert cli.out_folder("full", None, partial=False) == cli.OUT
+    assert cli.out_folder("quick", None, partial=False) == cli.QUICK_OUT
+    assert cli.out_folder("quick", tmp_path, partial=False) == tmp_path
+    assert cli.out_folder("full", tmp_path, partial=True) == tmp_path
+    for mode, given, partial in (("quick", cli.OUT, False), ("smoke", cli.OUT, False), ("smoke", None, False),
+                                 ("full", None, True), ("full", cli.OUT, True)):  # fmt: skip
+        with pytest.raises(SystemExit):
+            cli.out_folder(mode, given, partial)
+
+
+def test_the_run_names_its_commit():
+    assert re.fullmatch(r"[0-9a-f]{12}( \+ uncommitted changes)?", run.commit(cli.OUT))
+
+
+# --- the open loop ----------------------------------------------------------------------------------
 
 
 def test_every_request_has_its_own_valid_mobile_number_and_client_address():
     numbers = [nth_mobile(i) for i in range(0, 200_000, 7)]
     assert len(set(numbers)) == len(numbers)
     assert all(re.fullmatch(r"1[3-9]\d{9}", n) for n in numbers)  # step 4's mainland check
-    addresses = [bench.client_address(i) for i in range(100_000)]
-    assert len(set(addresses)) == len(addresses)
-    assert "127.0.0.1" not in addresses
-    assert all(
-        re.fullmatch(r"127\.\d+\.\d+\.\d+", a) and max(map(int, a.split("."))) < 256 for a in addresses
-    )
+    addresses = [load.client_address(i) for i in range(100_000)]
+    assert len(set(addresses)) == len(addresses) and "127.0.0.1" not in addresses
 
 
-def test_plans_stay_within_what_the_page_promises():
-    threads = int(bench.GUNICORN_ARGS[1][bench.GUNICORN_ARGS[1].index("--threads") + 1])
-    assert threads >= max(bench.CONCURRENCIES)  # step 1 never queues in one gunicorn process
-    assert set(bench.QUICK.delivery_pools) <= set(bench.DELIVERY_POOLS)
-    assert set(bench.FULL.delivery_pools) == set(bench.DELIVERY_POOLS)
-    assert {pool for pool, _ in bench.DELIVERY_POOLS} == {"prefork", "threads", "gevent"}
+def test_the_open_loop_sends_on_schedule_while_no_request_has_answered():
+    """The server holds every request until all have arrived: a closed loop would stop at its concurrency
+    and wait forever; the open loop sends every one, and each latency counts from its scheduled time, so
+    the wait the server imposed is in the figures."""
+    arrived, release, count = [], threading.Event(), 10
+
+    class Holding(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            arrived.append(self.path)
+            if len(arrived) == count:
+                release.set()
+            release.wait(10)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Holding)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        result = load.open_loop(
+            1, server.server_address[1], 0, rate=100, seconds=count / 100, many_addresses=False
+        )
+    finally:
+        server.shutdown()
+    assert len(arrived) == count and result["count"] == count and result["statuses"] == {"200": count}
+    # The first request waited for the last to be sent: (count - 1) / rate after its own schedule, at least.
+    assert result["max_ms"] >= (count - 1) / 100 * 1000
+
+
+# --- end to end -------------------------------------------------------------------------------------
 
 
 def test_the_bench_runs_end_to_end_in_smoke_mode(tmp_path):
-    """`make bench` through every phase with tiny counts (figures meaningless, written to a temp dir):
+    """`make bench` through every scenario with tiny counts (figures meaningless, written to a temp dir):
     the harness starts its processes, measures, writes every output, and leaves nothing running."""
     # Every process the run starts inherits this marker: leftovers are found by it, not by guessing.
     marker = f"smoke-{os.getpid()}-{tmp_path.name}"
     result = make("bench", f"SMOKE_OUT={tmp_path}", WORKSHOP_BENCH_MARKER=marker)
 
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    for name in ("results.md", "results.json", "latency.png", "throughput.png"):
+    for name in ("results.md", "results.json", "latency.png", "delivery.png"):
         assert (tmp_path / name).stat().st_size > 0, name
     figures = json.loads((tmp_path / "results.json").read_text())
     assert figures["meta"]["mode"] == "smoke"
-    assert "step 1 ÷ step 4" in (tmp_path / "results.md").read_text()
+    assert set(cli.SCENARIOS) <= set(figures)
+    text = (tmp_path / "results.md").read_text()
+    for name in ("findings", "findings_zh", "latency", "ceiling", "delivery", "reliability", "peers"):
+        assert f"[start:{name}]" in text, name
 
     def marked(process):
         try:
@@ -283,23 +265,3 @@ def test_the_bench_runs_end_to_end_in_smoke_mode(tmp_path):
     # Give what is still exiting a moment; anything alive after that was left behind.
     leftovers = left_running([p for p in psutil.process_iter() if marked(p)])
     assert leftovers == [], [p.cmdline() for p in leftovers]
-
-
-def test_only_a_full_run_writes_the_figures_the_page_quotes(tmp_path):
-    """`make bench QUICK=1` writes into bench-results/, never over docs/benchmarks/; a smoke run only where
-    told; a full run into docs/benchmarks/ unless told otherwise."""
-    assert bench.out_folder("full", None) == bench.OUT
-    assert bench.out_folder("quick", None) == bench.QUICK_OUT
-    assert bench.out_folder("quick", tmp_path) == tmp_path
-    for mode, given in (("quick", bench.OUT), ("smoke", bench.OUT), ("smoke", None)):
-        with pytest.raises(SystemExit):
-            bench.out_folder(mode, given)
-    with pytest.raises(SystemExit):  # part of a full run would replace only some of the page's tables
-        bench.main(["--only", "endpoint"])
-
-
-def test_the_published_run_names_its_commit():
-    """The machine table says which commit was measured (and whether the tree differed from it)."""
-    assert re.fullmatch(r"[0-9a-f]{12}( \+ uncommitted changes)?", bench.commit())
-    table = bench_report.machine_table({"commit": "0123456789ab", "mode": "full"})
-    assert "| commit | `0123456789ab` |" in table

@@ -6,12 +6,10 @@ process serves a whole phase, so Django and Celery load once, not once a measure
 
     {"op": "delay", "first": 0, "count": 2000, "warmup": 100}   time each send_sms.delay(...) alone
     {"op": "enqueue", "first": 0, "count": 100, "rate": 50}    send_sms.delay at a fixed pace (0: at once)
-    {"op": "noop", "count": 5000}                              workshop.bench_noop's noop.delay(), flat out
 """
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import json
 import os
@@ -81,31 +79,15 @@ def enqueue(remember, call, first: int, count: int, rate: float) -> dict:
     return {"enqueued": sent, "elapsed": time.monotonic() - started}
 
 
-def noop_flat_out(task, count: int) -> dict:
-    started = time.perf_counter()
-    for _ in range(count):
-        task.delay()
-    return {"count": count, "elapsed": time.perf_counter() - started}
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--app", choices=["sms", "noop"], required=True)
-    args = parser.parse_args(argv)
-
+def main() -> int:
     # Answers go to the real stdout; anything a library prints goes to stderr instead.
     answers = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
 
-    if args.app == "sms":
-        from mycelery.sms.tasks import send_sms as task
+    from mycelery.sms.tasks import send_sms as task
 
-        remember, call = view_calls(task)
-    else:
-        from workshop.bench_noop import noop as task
-
-        remember = call = None
+    remember, call = view_calls(task)
 
     for line in sys.stdin:
         command = json.loads(line)
@@ -118,8 +100,6 @@ def main(argv: list[str] | None = None) -> int:
             )
         elif op == "enqueue":
             answer = enqueue(remember, call, command["first"], command["count"], command.get("rate", 0))
-        elif op == "noop":
-            answer = noop_flat_out(task, command["count"])
         else:
             answer = {"error": f"unknown op {op!r}"}
         answers.write("ANSWER " + json.dumps(answer) + "\n")

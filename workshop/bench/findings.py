@@ -1,0 +1,133 @@
+"""What the run found, in sentences, in both languages: the pages quote figures only through these (and
+the tables), so no number in their prose can be older than the run beside it."""
+
+from __future__ import annotations
+
+from . import stats
+from .report import fmt_ms, fmt_num, fmt_ratio, fmt_share
+from .report_peers import ordinal
+
+
+def facts(results: dict) -> dict:
+    """The figures the sentences use, formatted; a sentence whose figures are missing is left out."""
+    f: dict = {}
+    endpoint = results.get("endpoint") or {}
+    at = {(r["rate"], r["step"]): r for r in endpoint.get("summary", [])}
+    row = next((r for r in endpoint.get("ratios", []) if r["rate"] == stats.TARGET_RATE), None)
+    if row and at.get((stats.TARGET_RATE, 1)) and at.get((stats.TARGET_RATE, 4)):
+        f.update(rate=stats.TARGET_RATE, step1=fmt_ms(at[(stats.TARGET_RATE, 1)]["p50_ms"]),
+                 step4=fmt_ms(at[(stats.TARGET_RATE, 4)]["p50_ms"]), ratio=fmt_ratio(row["step1_over_step4_p50"]),
+                 cost=fmt_ratio(row["step4_over_step3_cpu"]), p50_cost=fmt_ratio(row["step4_over_step3_p50"]),
+                 capacity=fmt_ratio(row["step3_over_step4_capacity"]))  # fmt: skip
+    spreads = [r["p50_spread"] for r in endpoint.get("summary", []) if r["p50_spread"]]
+    if spreads:
+        f["spread"] = fmt_num(max(spreads), 2)
+    delivery = results.get("delivery") or {}
+    pools = {(r["pool"], r["concurrency"], r["options"]): r for r in delivery.get("pools", [])}
+    ceiling = {c["concurrency"]: c for c in delivery.get("ceilings", [])}
+    if 50 in ceiling:
+        f["ceiling50"] = fmt_num(ceiling[50]["per_s"], 1)
+    best = max((r for r in delivery.get("pools", []) if r["concurrency"] == 50 and r["sms_per_s"]),
+               key=lambda r: r["sms_per_s"], default=None)  # fmt: skip
+    if best:
+        f.update(
+            best_pool=best["pool"],
+            best=fmt_num(best["sms_per_s"], 1),
+            best_share=fmt_share(best["of_ceiling"]),
+        )
+    for key, label in (
+        (("prefork", 2, ""), "prefork2"),
+        (("threads", 50, ""), "threads50"),
+        (("gevent", 20, ""), "gevent20"),
+        (("gevent", 20, "--prefetch-multiplier=2"), "gevent20p2"),
+        (("gevent", 20, "--disable-prefetch"), "gevent20dp"),
+        (("threads", 20, ""), "threads20"),
+    ):
+        if key in pools:
+            f[label] = fmt_num(pools[key]["sms_per_s"], 1)
+    rel = results.get("reliability") or []
+    if len(rel) == 3 and all(r["cpu_ms_per_sms"] and r["sms_per_s"] for r in rel):
+        f.update(rel_cpu=fmt_ratio(stats.ratio(rel[2]["cpu_ms_per_sms"], rel[0]["cpu_ms_per_sms"])),
+                 rel_time=fmt_ratio(stats.ratio(rel[0]["sms_per_s"], rel[2]["sms_per_s"])),
+                 rel_dups=str(sum(r["duplicates"] for r in rel)))  # fmt: skip
+    f.update(peer_facts(results.get("peers") or {}))
+    return f
+
+
+NAMES = {"celery": "Celery", "rq": "RQ", "dramatiq": "Dramatiq", "huey": "Huey"}
+
+
+def peer_facts(peers: dict) -> dict:
+    """Celery's place among the peers on Redis, per job, and the Optimizing guide's row on RabbitMQ."""
+    f = {}
+    for job in ("noop", "sms"):
+        rows = sorted((r for r in peers.get("rows", []) if r["broker"] == "redis" and r["job"] == job
+                       and r["peer"] in NAMES and r.get("drain_per_s")), key=lambda r: -r["drain_per_s"])  # fmt: skip
+        if any(r["peer"] == "celery" for r in rows) and len(rows) > 1:
+            rank = 1 + [r["peer"] for r in rows].index("celery")
+            f[f"{job}_rank"], f[f"{job}_nth"] = ordinal(rank), rank
+            f[f"{job}_of"] = len(rows)
+            f[f"{job}_list"] = ", ".join(f"{NAMES[r['peer']]} {fmt_num(r['drain_per_s'])}/s" for r in rows)
+    tuned = next(
+        (r for r in peers.get("rows", []) if r["peer"] == "celery-tuned" and r.get("drain_per_s")), None
+    )
+    if tuned:
+        f.update(
+            tuned_per_min=fmt_num(tuned["drain_per_s"] * 60),
+            tuned_share=fmt_share(tuned["drain_per_s"] * 60 / 1e6),
+        )
+    return f
+
+
+EN = {
+    "ratio": "At {rate} requests a second with a 2 s provider, step 1 answers in {step1} (p50) and step 4 in "
+    "{step4}: step 4 is {ratio} faster.",
+    "spread": "The rounds agreed within {spread}× (max ÷ min of every endpoint's p50).",
+    "cost": "Step 4's checks cost {cost} step 3's gunicorn CPU per request ({p50_cost} its p50); at saturation "
+    "step 3 serves {capacity} as many requests a second.",
+    "best": "The gateway itself takes {ceiling50} SMS/s from 50 senders; the best pool at concurrency 50, "
+    "{best_pool}, delivers {best} SMS/s, {best_share} of that.",
+    "threads50": "Step 4's Procfile runs `--pool=threads --concurrency=50`: {threads50} SMS/s, where the "
+    "default prefork pool with 2 processes delivers {prefork2}.",
+    "gevent20": "gevent with 20 greenlets and step 4's settings delivers {gevent20} SMS/s (threads: "
+    "{threads20}); with `--prefetch-multiplier=2` {gevent20p2}, with `--disable-prefetch` {gevent20dp}.",
+    "rel_cpu": "Step 4's reliability (late acks, prefetch 1, the claim) costs {rel_cpu} the worker CPU per SMS "
+    "of Celery's defaults and {rel_time} their delivery time; {rel_dups} SMS were sent twice in all three.",
+    "noop_rank": "Among the task queues on Redis, Celery comes {noop_rank} of {noop_of} at draining no-op tasks "
+    "({noop_list}); why, from each project's design, is under the peers table.",
+    "sms_rank": "On the SMS job, where each task waits for the provider, Celery comes {sms_rank} of {sms_of} "
+    "({sms_list}).",
+    "tuned": "With its Optimizing guide's settings on RabbitMQ, one Celery process drains {tuned_per_min} no-op "
+    "tasks a minute: {tuned_share} of the million its introduction speaks of.",
+}
+ZH = {
+    "ratio": "每秒 {rate} 个请求、短信服务商 2 秒才返回时，步骤 1 的中位响应时间是 {step1}，步骤 4 是 {step4}："
+    "步骤 4 快 {ratio}。",
+    "spread": "几轮测量之间相差不超过 {spread} 倍（每个接口 p50 的最大值 ÷ 最小值）。",
+    "cost": "步骤 4 的各项检查让每个请求花掉的 gunicorn CPU 是步骤 3 的 {cost}（p50 是 {p50_cost}）；跑满时，"
+    "步骤 3 每秒能处理的请求是步骤 4 的 {capacity}。",
+    "best": "网关本身在 50 个并发发送方下每秒能收 {ceiling50} 条；并发 50 时最好的进程池 {best_pool} 每秒发出 "
+    "{best} 条，是网关上限的 {best_share}。",
+    "threads50": "步骤 4 的 Procfile 用 `--pool=threads --concurrency=50`：每秒 {threads50} 条；默认的 "
+    "prefork 池开 2 个进程只有 {prefork2} 条。",
+    "gevent20": "gevent 开 20 个协程、用步骤 4 的配置，每秒只发出 {gevent20} 条（threads：{threads20}）；"
+    "加上 `--prefetch-multiplier=2` 是 {gevent20p2}，用 `--disable-prefetch` 是 {gevent20dp}。",
+    "rel_cpu": "步骤 4 的可靠性设置（延迟确认、预取 1、发送占位）让 worker 每条短信的 CPU 是 Celery 默认配置的 "
+    "{rel_cpu}，发完同样多短信的时间是它的 {rel_time}；三种情况一共重复发送了 {rel_dups} 条。",
+    "noop_rank": "同样用 Redis 的几个任务队列里，Celery 处理空任务的速度排第 {noop_nth}（共 {noop_of} 个："
+    "{noop_list}）；原因见下面“同类对比”一节。",
+    "sms_rank": "换成发短信这种每个任务都要等服务商的工作，Celery 排第 {sms_nth}（共 {sms_of} 个：{sms_list}）。",
+    "tuned": "在 RabbitMQ 上用官方“Optimizing”指南的配置，一个 Celery 进程每分钟处理 {tuned_per_min} 个空任务，"
+    "是它介绍里那句“每分钟数百万”的 {tuned_share}（按一百万算）。",
+}
+
+
+def sentences(results: dict, language: dict[str, str]) -> list[str]:
+    f = facts(results)
+    said = []
+    for template in language.values():
+        try:
+            said.append(template.format(**f))
+        except KeyError:
+            continue  # a figure this run did not measure
+    return said
