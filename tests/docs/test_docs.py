@@ -94,7 +94,9 @@ def test_no_page_is_in_one_language_only():
 def test_each_pair_has_the_same_code_includes_blocks_and_anchors(page):
     zh, en = (DOCS / f"{page}.md").read_text(), english_of(DOCS / f"{page}.md").read_text()
 
-    assert snippets(zh) == snippets(en), "the two languages must include the same code, in the same order"
+    # A section written in each language (the bench's findings) is NAME_zh on the Chinese page.
+    zh_snippets = [target.removesuffix("_zh") for target in snippets(zh)]
+    assert zh_snippets == snippets(en), "the two languages must include the same code, in the same order"
     assert [lang for lang, _ in code_blocks(zh)] == [lang for lang, _ in code_blocks(en)]
     assert heading_ids(zh) == heading_ids(en), "give headings the same explicit {#id} in both languages"
     assert shell_commands(zh) == shell_commands(en)
@@ -417,6 +419,7 @@ def test_the_readmes_layout_names_every_module_and_folder():
             under |= {name.strip() for name in names.split(",")}
 
     modules = {p.name for p in (ROOT / "workshop").glob("*.py") if p.name != "__init__.py"}
+    modules |= {f"{p.parent.name}/" for p in (ROOT / "workshop").glob("*/__init__.py")}  # packages
     tests = {f"{p.name}/" for p in (ROOT / "tests").iterdir() if p.is_dir() and p.name[0] not in "_."}
     tests |= {p.name for p in (ROOT / "tests").glob("*.py") if p.name != "__init__.py"}
 
@@ -479,3 +482,16 @@ def test_a_test_a_page_places_in_a_file_is_in_that_file():
     assert placed
     wrong = [(page.name, name, file) for page, name, file in placed if name not in defined_in(page, file)]
     assert not wrong, f"tests the pages place in a file that does not define them: {wrong}"
+
+
+def test_the_benchmarks_pages_quote_figures_only_from_the_run():
+    """docs/benchmarks*.md: every measured figure (ms, ×, %, per second, "N times") comes in through a
+    snippet of docs/benchmarks/results.md, never typed into the prose, so none can be older than the run."""
+    figure = re.compile(r"\d[\d,.]*\s?(?:ms|×|%|SMS/s|/s\b|times\b|倍)")
+    for name in ("benchmarks.md", "benchmarks.en.md"):
+        text = (DOCS / name).read_text()
+        prose = re.sub(r"```.*?```|`[^`]*`", "", text, flags=re.S)
+        prose = "\n".join(line for line in prose.splitlines() if not line.startswith("--8<--"))
+        typed = [prose[max(0, m.start() - 30) : m.end()] for m in figure.finditer(prose)]
+        assert typed == [], f"{name} types figures the run should supply: {typed}"
+        assert '--8<-- "docs/benchmarks/results.md:findings' in text

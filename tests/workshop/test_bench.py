@@ -256,6 +256,11 @@ def test_the_bench_runs_end_to_end_in_smoke_mode(tmp_path):
     for name in ("findings", "findings_zh", "latency", "ceiling", "delivery", "reliability", "peers"):
         assert f"[start:{name}]" in text, name
 
+    # The tables and sentences can be written again from the figures alone, measuring nothing.
+    (tmp_path / "results.md").unlink()
+    assert cli.main(["--render", str(tmp_path / "results.json")]) == 0
+    assert (tmp_path / "results.md").read_text() == text
+
     def marked(process):
         try:
             return process.environ().get("WORKSHOP_BENCH_MARKER") == marker

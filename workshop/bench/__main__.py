@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import json
 import os
 import platform
 import signal
@@ -114,7 +115,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="a tiny run that only proves the harness works")
     parser.add_argument("--only", default=",".join(SCENARIOS), help=f"among {','.join(SCENARIOS)}")
     parser.add_argument("--out", type=Path, default=None, help="where to write")
+    parser.add_argument("--render", type=Path, metavar="RESULTS_JSON",
+                        help="measure nothing: write the tables, sentences and plots again from a run's figures")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.render:
+        results = json.loads(args.render.read_text(encoding="utf-8"))
+        results["targets"] = stats.check_targets(results)
+        for path in report.write_outputs(results, args.render.parent, sections(results)):
+            print(f"wrote {path}")
+        return 0
     scenarios = tuple(s.strip() for s in args.only.split(",") if s.strip())
     if unknown := set(scenarios) - set(SCENARIOS):
         parser.error(f"unknown scenario(s) {', '.join(sorted(unknown))}; choose among {', '.join(SCENARIOS)}")

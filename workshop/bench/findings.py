@@ -49,7 +49,10 @@ def facts(results: dict) -> dict:
     if len(rel) == 3 and all(r["cpu_ms_per_sms"] and r["sms_per_s"] for r in rel):
         f.update(rel_cpu=fmt_ratio(stats.ratio(rel[2]["cpu_ms_per_sms"], rel[0]["cpu_ms_per_sms"])),
                  rel_time=fmt_ratio(stats.ratio(rel[0]["sms_per_s"], rel[2]["sms_per_s"])),
-                 rel_dups=str(sum(r["duplicates"] for r in rel)))  # fmt: skip
+                 rel_dups=str(sum(r["duplicates"] for r in rel)), rel_base=fmt_num(rel[0]["sms_per_s"], 1),
+                 rel_cpu_ms=fmt_ms(rel[2]["cpu_ms_per_sms"]), rel_base_cpu_ms=fmt_ms(rel[0]["cpu_ms_per_sms"]))  # fmt: skip
+        if 50 in ceiling:
+            f["rel_base_share"] = fmt_share(stats.ratio(rel[0]["sms_per_s"], ceiling[50]["per_s"]))
     f.update(peer_facts(results.get("peers") or {}))
     return f
 
@@ -93,6 +96,10 @@ EN = {
     "{threads20}); with `--prefetch-multiplier=2` {gevent20p2}, with `--disable-prefetch` {gevent20dp}.",
     "rel_cpu": "Step 4's reliability (late acks, prefetch 1, the claim) costs {rel_cpu} the worker CPU per SMS "
     "of Celery's defaults and {rel_time} their delivery time; {rel_dups} SMS were sent twice in all three.",
+    "rel_base": "What holds step 4's worker back is CPU, not waiting: on the same pool a plain Celery task with "
+    "Celery's defaults delivers {rel_base} SMS/s ({rel_base_share} of the gateway's ceiling) spending "
+    "{rel_base_cpu_ms} of CPU per SMS, where step 4's task spends {rel_cpu_ms}, and 2 cores are shared with the "
+    "gateway and Redis.",
     "noop_rank": "Among the task queues on Redis, Celery comes {noop_rank} of {noop_of} at draining no-op tasks "
     "({noop_list}); why, from each project's design, is under the peers table.",
     "sms_rank": "On the SMS job, where each task waits for the provider, Celery comes {sms_rank} of {sms_of} "
@@ -114,6 +121,9 @@ ZH = {
     "加上 `--prefetch-multiplier=2` 是 {gevent20p2}，用 `--disable-prefetch` 是 {gevent20dp}。",
     "rel_cpu": "步骤 4 的可靠性设置（延迟确认、预取 1、发送占位）让 worker 每条短信的 CPU 是 Celery 默认配置的 "
     "{rel_cpu}，发完同样多短信的时间是它的 {rel_time}；三种情况一共重复发送了 {rel_dups} 条。",
+    "rel_base": "限制步骤 4 worker 的是 CPU，而不是等待：同样的进程池里，用 Celery 默认配置的普通任务每秒发出 "
+    "{rel_base} 条（网关上限的 {rel_base_share}），每条短信花 {rel_base_cpu_ms} CPU；步骤 4 的任务每条要花 "
+    "{rel_cpu_ms}，而且 2 个核还要分给网关和 Redis。",
     "noop_rank": "同样用 Redis 的几个任务队列里，Celery 处理空任务的速度排第 {noop_nth}（共 {noop_of} 个："
     "{noop_list}）；原因见下面“同类对比”一节。",
     "sms_rank": "换成发短信这种每个任务都要等服务商的工作，Celery 排第 {sms_nth}（共 {sms_of} 个：{sms_list}）。",
