@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+SHORT = {"--prefetch-multiplier=2": "prefetch\n×2", "--disable-prefetch": "disable-\nprefetch"}
 COLOURS = {1: "#d62728", 3: "#1f77b4", 4: "#2ca02c", "prefork": "#d62728", "threads": "#1f77b4",
            "gevent": "#2ca02c"}  # fmt: skip
 
@@ -52,10 +53,9 @@ def plot_delivery(delivery: dict, path: Path) -> None:
     """Left: each pool's SMS/s beside the gateway's ceiling. Right: SMS per second over the burst."""
     plt = pyplot()
     rows = delivery["pools"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.4))
-    labels = [
-        f"{r['pool']} -c {r['concurrency']}" + (f"\n{r['options']}" if r["options"] else "") for r in rows
-    ]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [1.3, 1]})
+    labels = [f"{r['pool']}\n-c {r['concurrency']}" + (f"\n{SHORT.get(r['options'], r['options'])}" if r["options"]
+              else "") for r in rows]  # fmt: skip
     left.bar(range(len(rows)), [r["sms_per_s"] or 0 for r in rows], color=[COLOURS[r["pool"]] for r in rows])
     left.scatter(range(len(rows)), [r["ceiling_per_s"] or 0 for r in rows], marker="_", s=400, color="black",
                  zorder=3, label="the gateway's own ceiling at that concurrency")  # fmt: skip
@@ -65,9 +65,11 @@ def plot_delivery(delivery: dict, path: Path) -> None:
     left.legend(fontsize=8)
     left.grid(axis="y", alpha=0.3)
     shown = [r for r in rows if r["concurrency"] == 20 and r["pool"] in ("gevent", "threads")] or rows
-    for r in shown:
+    styles = ["-", "--", ":", "-."]
+    for i, r in enumerate(shown):
         label = f"{r['pool']} -c {r['concurrency']} " + (r["options"] or "(step 4's settings)")
-        right.step(range(len(r["timeline"])), r["timeline"], where="post", label=label)
+        right.step(range(len(r["timeline"])), r["timeline"], where="post", label=label,
+                   linestyle=styles[i % len(styles)], linewidth=2.5 - 0.5 * (i % 3))  # fmt: skip
     right.set_xlabel("seconds since the burst was queued")
     right.set_ylabel("SMS delivered in that second")
     right.set_title("The burst, second by second")
