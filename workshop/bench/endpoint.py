@@ -40,35 +40,38 @@ def cpu_seconds(pid: int) -> float:
 
 
 def start_steps(run: Run, started: list) -> tuple[dict[int, int], dict[int, int]]:
-    """gunicorn for steps 1, 3 and 4, and a worker for 3 and 4 (the Procfile's): step -> port, and
-    step -> gunicorn's pid. What it starts goes into ``started``."""
-    ports, pids = {}, {}
+    """gunicorn for steps 1, 3 and 4, and a worker for 3 and 4 (the Procfile's), all starting at once:
+    step -> port, and step -> gunicorn's pid. What it starts goes into ``started``."""
+    ports, pids, workers = {}, {}, []
     for step in (1, 3, 4):
         redis_url = run.new_redis()
         web, ports[step] = run.gunicorn(step, GUNICORN[step], redis_url)
         pids[step] = web.pid
         started.append(web)
         if step != 1:
-            worker = run.worker(
-                STEPS[step], "mycelery.main", *worker_options(STEPS[step]), redis_url=redis_url
-            )
-            started.append(worker)
-            worker.wait_for(" ready.", timeout=90)
-        wait_http(ports[step], "/", timeout=60)
+            options = worker_options(STEPS[step])
+            workers.append(run.worker(STEPS[step], "mycelery.main", *options, redis_url=redis_url))
+    started += workers
+    for worker in workers:
+        worker.wait_for(" ready.", timeout=90)
+    run.gateway_at(0)  # the warm-up need not wait for the provider
+    for step, port in ports.items():
+        wait_http(port, "/", timeout=60)
         # Warm-up, not counted: each gunicorn process imports the view on its first request.
-        load.closed_loop(step, ports[step], run.numbers(40), 40, 10, 30, run.many_addresses)
+        load.closed_loop(step, port, run.numbers(40), 40, 10, 30, run.many_addresses)
+    run.gateway_at(OPEN_GATEWAY_LATENCY)
     return ports, pids
 
 
 def endpoint(run: Run) -> dict:
-    run.gateway_at(OPEN_GATEWAY_LATENCY)
     started = []
     try:
         return measure(run, *start_steps(run, started))
     finally:
-        # The workers would go on sending what was queued, through the gateway the next scenario uses.
+        # The workers would go on sending what was queued, through the gateway the next scenario uses;
+        # their queues are in Redis servers of their own that nothing reads again: no need to wait for them.
         for process in reversed(started):
-            process.stop(timeout=10)
+            process.kill()
 
 
 def measure(run: Run, ports: dict[int, int], pids: dict[int, int]) -> dict:
