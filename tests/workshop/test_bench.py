@@ -169,6 +169,8 @@ def test_the_full_plan_keeps_the_promises_of_the_page():
     assert WORKERS * threads >= max(plan.OPEN_RATES) * plan.OPEN_GATEWAY_LATENCY
     assert {pool for pool, _ in plan.DELIVERY_POOLS} == {"prefork", "threads", "gevent"}
     assert stats.TARGET_CONCURRENCY in {c for _, c in plan.DELIVERY_POOLS}
+    # The peers run the SMS job as many at once as step 4's worker does.
+    assert f"--concurrency={plan.FULL.peer_concurrency}" in step_folder(4).joinpath("Procfile").read_text()
 
 
 def test_step_4s_procfile_runs_the_pool_the_benchmark_recommends():

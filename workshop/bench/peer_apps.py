@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 from workshop.bench import jobs
-from workshop.bench.plan import PEER_CONCURRENCY
 
 BROKER_URL = os.environ.get("PEER_BROKER_URL", "redis://127.0.0.1:6379/5")
 ON_RABBITMQ = BROKER_URL.startswith(("amqp://", "amqps://", "pyamqp://"))
@@ -113,7 +112,7 @@ RQ_RESULT_TTL = 0
 
 PY = sys.executable
 BIN = Path(PY).parent  # the libraries' own commands, installed beside this Python
-N = str(PEER_CONCURRENCY)
+N = "{concurrency}"  # the plan's (peers.Peers.command fills it in)
 CELERY = [PY, "-m", "celery", "-A", "workshop.bench.peer_apps:celery_app", "worker", "--loglevel=warning",
           "--without-gossip", "--without-mingle", "--without-heartbeat"]  # fmt: skip
 # Huey's troubleshooting page: greenlet workers need gevent's monkey-patch first thing in the entry point.

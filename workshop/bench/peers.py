@@ -30,7 +30,6 @@ from workshop.processes import Process
 from workshop.steps import ROOT
 
 from . import peer_apps
-from .plan import PEER_CONCURRENCY
 from .producer import nth_mobile
 from .run import ANSWER, Run, log
 
@@ -83,7 +82,7 @@ class Peers:
             "rows": rows,
             "noop_tasks": self.plan.peer_noop,
             "sms": self.plan.peer_sms,
-            "concurrency": PEER_CONCURRENCY,
+            "concurrency": self.plan.peer_concurrency,
             "gateway_latency_s": SMS_LATENCY,
             "message_bytes": self.message_bytes,
             "rabbitmq": self.rabbit is not None,
@@ -133,9 +132,9 @@ class Peers:
     def count(self, job: str) -> int:
         return self.plan.peer_noop if job == "noop" else self.plan.peer_sms
 
-    @staticmethod
-    def command(peer: str, job: str, url: str) -> list[str]:
-        command = list(peer_apps.WORKERS[(peer, job)])
+    def command(self, peer: str, job: str, url: str) -> list[str]:
+        concurrency = str(self.plan.peer_concurrency)
+        command = [word.replace(peer_apps.N, concurrency) for word in peer_apps.WORKERS[(peer, job)]]
         if peer == "rq":
             command += ["--url", url, peer_apps.RQ_QUEUE]
         return command
