@@ -125,7 +125,7 @@ ZH = {
     "{rel_base} 条（网关上限的 {rel_base_share}），每条短信花 {rel_base_cpu_ms} CPU；步骤 4 的任务每条要花 "
     "{rel_cpu_ms}，而且 2 个核还要分给网关和 Redis。",
     "noop_rank": "同样用 Redis 的几个任务队列里，Celery 处理空任务的速度排第 {noop_nth}（共 {noop_of} 个："
-    "{noop_list}）；原因见下面“同类对比”一节。",
+    "{noop_list}）；原因见“Celery 和同类的任务队列”一节。",
     "sms_rank": "换成发短信这种每个任务都要等服务商的工作，Celery 排第 {sms_nth}（共 {sms_of} 个：{sms_list}）。",
     "tuned": "在 RabbitMQ 上用官方“Optimizing”指南的配置，一个 Celery 进程每分钟处理 {tuned_per_min} 个空任务，"
     "是它介绍里那句“每分钟数百万”的 {tuned_share}（按一百万算）。",
