@@ -42,7 +42,7 @@ def sample_results() -> dict:
     results = {
         "meta": {"mode": "quick", "date": "2026-01-01 00:00 UTC", "duration_s": 90.0, "commit": "0123456789ab",
                  "machine": {"cpu": "Test CPU", "cores": 2, "versions": {"celery": "5.7.0"}}, "notes": ["a note"]},
-        "endpoint": {"points": points, "summary": summary, "ratios": stats.ratios(summary, capacity),
+        "endpoint": {"points": points, "summary": summary, "ratios": stats.ratios(summary),
                      "capacity": capacity, "gunicorn": {}, "gateway_latency_s": 2.0},
         "delay": [{"step": 4, "call": "send_sms.delay(ref)", "count": 500, "p50_ms": 0.6, "p95_ms": 0.7,
                    "p99_ms": 0.9}],
@@ -100,7 +100,7 @@ def test_ratios_compare_the_steps_at_the_same_offered_rate():
     [row] = sample_results()["endpoint"]["ratios"]
     assert row["step1_over_step4_p50"] == pytest.approx(2012.0 / 5.2)
     assert row["step4_over_step3_cpu"] == pytest.approx(5.0 / 4.0)
-    assert row["step3_over_step4_capacity"] == pytest.approx(500 / 400)
+    assert stats.capacity_ratio(sample_results()["endpoint"]["capacity"]) == pytest.approx(500 / 400)
 
 
 def test_targets_say_which_are_met_and_which_are_not():
@@ -212,14 +212,15 @@ def test_the_open_loop_sends_on_schedule_while_no_request_has_answered():
     """The server holds every request until all have arrived: a closed loop would stop at its concurrency
     and wait forever; the open loop sends every one, and each latency counts from its scheduled time, so
     the wait the server imposed is in the figures."""
-    arrived, release, count = [], threading.Event(), 10
+    arrived, released, release, count = [], [], threading.Event(), 10
 
     class Holding(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
             arrived.append(self.path)
             if len(arrived) == count:
                 release.set()
-            release.wait(10)
+            # True only if the last request arrived while this one was still waiting for its answer.
+            released.append(release.wait(10))
             self.send_response(200)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -236,6 +237,7 @@ def test_the_open_loop_sends_on_schedule_while_no_request_has_answered():
     finally:
         server.shutdown()
     assert len(arrived) == count and result["count"] == count and result["statuses"] == {"200": count}
+    assert released == [True] * count, "every request must have been in flight at once"
     # The first request waited for the last to be sent: (count - 1) / rate after its own schedule, at least.
     assert result["max_ms"] >= (count - 1) / 100 * 1000
 

@@ -74,6 +74,12 @@ def measure(run: Run, scenarios: tuple[str, ...], out: Path) -> dict:
             "command": "python -m workshop.bench" + ("" if run.plan.mode == "full" else f" --{run.plan.mode}"),
             "machine": machine(run), "plan": vars(run.plan)}  # fmt: skip
     results: dict = {"meta": meta}
+    busy = None
+    with contextlib.suppress(OSError, AttributeError):
+        cores, load = os.cpu_count() or 1, os.getloadavg()[0]
+        if load > cores:
+            busy = f"The machine was busy when the run began: load average {load:.2f} on {cores} cores."
+            log(f"warning: {busy} The figures will be lower than on a quiet machine.")
     seconds = {}
     for name in scenarios:
         log(f"scenario {name}")
@@ -81,6 +87,8 @@ def measure(run: Run, scenarios: tuple[str, ...], out: Path) -> dict:
         results[name] = SCENARIOS[name](run)
         seconds[name] = round(time.monotonic() - began, 1)
     meta["machine"]["load_after"] = load_average()
+    if busy:
+        run.note(busy)
     meta.update(scenario_seconds=seconds, duration_s=round(time.monotonic() - started, 1))
     meta["notes"] = notes.method(run, results) + run.notes
     results["targets"] = stats.check_targets(results)
@@ -121,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.render:
         results = json.loads(args.render.read_text(encoding="utf-8"))
         results["targets"] = stats.check_targets(results)
+        results["meta"]["rendered"] = commit(args.render.parent)  # the tables' code, if not the measured one
         for path in report.write_outputs(results, args.render.parent, sections(results)):
             print(f"wrote {path}")
         return 0

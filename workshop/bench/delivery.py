@@ -65,63 +65,84 @@ def timeline(stamps: list[float], since: float) -> list[int]:
     return counts
 
 
-def deliver_with(run: Run, producer, pool: str, concurrency: int, *extra: str) -> dict:
-    run.redis(15).delete("celery", "sms", "unacked", "unacked_index")
-    run.redis(1).flushdb()  # step 4's "already sent" markers
-    run.gateway_at(DELIVERY_LATENCY)
-    options = [*without_pool(STEPS[4]), "-P", pool, "-c", str(concurrency), *extra]
+def drain(run: Run, start_worker, mobiles: list[str], deadline_s: float) -> dict:
+    """The queue holds ``mobiles``' SMS; start the worker and measure it until all are delivered or the
+    deadline: SMS/s from the gateway's first receipt to its last delivery, the worker's CPU per SMS, each
+    number counted (twice is a duplicate), and the deliveries second by second."""
+    baseline = run.gateway.control()["delivered"]
+    worker = start_worker()
+    try:
+        worker.wait_for(" ready.", timeout=90)
+        cpu_before = cpu_seconds(worker.pid)
+        run.wait_delivered(baseline, len(mobiles), timeout=deadline_s)
+        cpu = cpu_seconds(worker.pid) - cpu_before
+    finally:
+        worker.stop()
+    wanted = set(mobiles)
+    inbox = [m for m in run.gateway.inbox() if m["to"] in wanted]
+    received, delivered = [m["received_at"] for m in inbox], sorted(m["delivered_at"] for m in inbox)
+    distinct = len({m["to"] for m in inbox})
+    return {"sms_per_s": stats.rate(len(inbox), delivered[-1] - min(received)) if len(inbox) > 1 else None,
+            "sent": len(mobiles), "delivered": distinct, "duplicates": len(inbox) - distinct,
+            "cpu_ms_per_sms": 1000 * cpu / len(inbox) if inbox else None,
+            "timeline": timeline(delivered, min(received)) if inbox else [],
+            # What the worker said: acks that failed, HTTP connections thrown away for want of room.
+            "failed_acks": worker.output.count("Couldn't ack"),
+            "http_pool_full": worker.output.count("Connection pool is full")}  # fmt: skip
+
+
+def paced(run: Run, producer, options: list[str], concurrency: int) -> dict:
+    """On an empty queue, SMS offered at a steady rate: each timed from .delay() to the gateway's delivery."""
     worker = run.worker(STEPS[4], "mycelery.main", *options)
     try:
         worker.wait_for(" ready.", timeout=90)
-        # Paced, on an empty queue: each message timed from .delay() to the gateway's delivered_at.
         count = run.plan.paced_messages
         baseline = run.gateway.control()["delivered"]
         answer = producer.ask(
             {"op": "enqueue", "first": run.numbers(count), "count": count, "rate": OFFERED_PER_S}
         )
-        run.wait_delivered(baseline, count, timeout=max(20, 2 * count / min(concurrency / DELIVERY_LATENCY,
-                                                                             OFFERED_PER_S)))  # fmt: skip
-        enqueued = dict(answer["enqueued"])
-        latencies = [
-            m["delivered_at"] - enqueued[m["to"]] for m in run.gateway.inbox() if m["to"] in enqueued
-        ]
-        if not latencies:
-            # Nothing reached the phone: a broken run, not a figure. Say why, with the worker's words.
-            raise RuntimeError(f"the {pool} worker delivered no SMS; its log:\n{worker.output[-4000:]}")
-        paced = stats.summarise(latencies, answer["elapsed"])
-
-        # Burst: far more than the pool holds. Only what is delivered after the producer finished counts,
-        # so its CPU is not taken from the worker, and the queue never runs dry while measured.
-        run.gateway_at(DELIVERY_LATENCY)
-        burst = concurrency * run.plan.burst_waves * (4 if pool == "prefork" else 1)
-        first = run.numbers(burst)
-        baseline = run.gateway.control()["delivered"]
-        answer = producer.ask({"op": "enqueue", "first": first, "count": burst, "rate": 0})
-        began, done = answer["enqueued"][0][1], answer["enqueued"][-1][1]
-        cpu_before = cpu_seconds(worker.pid)
-        run.wait_delivered(baseline, burst, timeout=run.plan.burst_seconds)
-        cpu = cpu_seconds(worker.pid) - cpu_before
-        sent = {nth_mobile(first + i) for i in range(burst)}
-        delivered_at = sorted(m["delivered_at"] for m in run.gateway.inbox() if m["to"] in sent)
+        slowest = min(concurrency / DELIVERY_LATENCY, OFFERED_PER_S)
+        run.wait_delivered(baseline, count, timeout=max(20, 2 * count / slowest))
     finally:
         worker.stop()
-    after = [t for t in delivered_at if t > done]
-    sms_per_s = stats.rate(len(after), max(after) - done) if after else None
-    row = {
-        "pool": pool, "concurrency": concurrency, "options": " ".join(extra), "sms_per_s": sms_per_s,
-        "sent": burst, "delivered": len(delivered_at), "measured_over": len(after),
-        "cpu_ms_per_sms": 1000 * cpu / len(after) if after else None,
-        "timeline": timeline(delivered_at, began), "offered_per_s": OFFERED_PER_S,
-        "paced_sent": count, "paced_delivered": paced["count"],
-        "latency_p50_ms": paced["p50_ms"], "latency_p99_ms": paced["p99_ms"],
-        # What the worker said: acks that failed, HTTP connections thrown away for want of room.
-        "failed_acks": worker.output.count("Couldn't ack"),
-        "http_pool_full": worker.output.count("Connection pool is full"),
-    }  # fmt: skip
+    enqueued = dict(answer["enqueued"])
+    latencies = [m["delivered_at"] - enqueued[m["to"]] for m in run.gateway.inbox() if m["to"] in enqueued]
+    if not latencies:
+        # Nothing reached the phone: a broken run, not a figure. Say why, with the worker's words.
+        raise RuntimeError(
+            f"the worker {' '.join(options)} delivered no SMS; its log:\n{worker.output[-4000:]}"
+        )
+    return {"paced_sent": count, **stats.summarise(latencies, answer["elapsed"])}
+
+
+def load_queue(run: Run, producer, count: int) -> list[str]:
+    """``count`` SMS queued for step 4's worker (none running), to numbers nobody has used."""
+    run.redis(15).delete("celery", "sms", "unacked", "unacked_index")
+    run.redis(1).flushdb()  # step 4's "already sent" markers
+    run.gateway_at(DELIVERY_LATENCY)
+    first = run.numbers(count)
+    producer.ask({"op": "enqueue", "first": first, "count": count, "rate": 0})
+    return [nth_mobile(first + i) for i in range(count)]
+
+
+def deliver_with(run: Run, producer, ceiling_per_s: float, pool: str, concurrency: int, *extra: str) -> dict:
+    options = [*without_pool(STEPS[4]), "-P", pool, "-c", str(concurrency), *extra]
+    run.gateway_at(DELIVERY_LATENCY)
+    steady = paced(run, producer, options, concurrency)
+    # The burst: enough for the plan's seconds of work at the gateway's own ceiling, loaded before the
+    # worker starts; measured until delivered or the deadline, whichever comes first.
+    mobiles = load_queue(run, producer, max(concurrency, round(ceiling_per_s * run.plan.burst_work_seconds)))
+    burst = drain(
+        run, lambda: run.worker(STEPS[4], "mycelery.main", *options), mobiles, run.plan.burst_seconds
+    )
+    row = {"pool": pool, "concurrency": concurrency, "options": " ".join(extra), **burst,
+           "ceiling_per_s": ceiling_per_s, "of_ceiling": stats.ratio(burst["sms_per_s"], ceiling_per_s),
+           "offered_per_s": OFFERED_PER_S, "paced_sent": steady["paced_sent"], "paced_delivered": steady["count"],
+           "latency_p50_ms": steady["p50_ms"], "latency_p99_ms": steady["p99_ms"]}  # fmt: skip
     log(
-        f"delivery {pool} -c {concurrency} {row['options']}: {report.fmt_num(sms_per_s, 1)} SMS/s "
-        f"({len(delivered_at)}/{burst} in {run.plan.burst_seconds:g} s), paced {paced['count']}/{count}, "
-        f"p50 {report.fmt_ms(paced['p50_ms'])}, p99 {report.fmt_ms(paced['p99_ms'])}"
+        f"delivery {pool} -c {concurrency} {row['options']}: {report.fmt_num(row['sms_per_s'], 1)} SMS/s "
+        f"({row['delivered']}/{row['sent']}), paced {steady['count']}/{steady['paced_sent']}, "
+        f"p50 {report.fmt_ms(steady['p50_ms'])}, p99 {report.fmt_ms(steady['p99_ms'])}"
     )
     return row
 
@@ -133,12 +154,9 @@ def delivery(run: Run) -> dict:
     producer = run.producer(STEPS[4])
     try:
         for pool, concurrency, *extra in rows_to_run:
-            row = deliver_with(run, producer, pool, concurrency, *extra)
-            row["ceiling_per_s"] = ceilings[concurrency]["per_s"]
-            row["of_ceiling"] = (
-                stats.ratio(row["sms_per_s"], row["ceiling_per_s"]) if row["sms_per_s"] else None
+            rows.append(
+                deliver_with(run, producer, ceilings[concurrency]["per_s"], pool, concurrency, *extra)
             )
-            rows.append(row)
     finally:
         producer.stop()
     return {"ceilings": list(ceilings.values()), "pools": rows, "gateway_latency_s": DELIVERY_LATENCY}

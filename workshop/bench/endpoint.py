@@ -2,7 +2,7 @@
 the cost of ``.delay()`` alone.
 
 The three steps run side by side (each with its own Redis, and for steps 3 and 4 a worker draining the
-queue, as in production) so the points can be interleaved: 1, 3, 4, 1, 3, 4, ... in every round. A
+queue, as in production, with the same pool for both) so the points can be interleaved: 1, 3, 4, 1, 3, 4, ... in every round. A
 change in the machine's speed during the run then touches every step alike, and the spread across
 rounds shows how far one run's figure can be trusted.
 """
@@ -16,21 +16,26 @@ import psutil
 from . import load, report, stats
 from .plan import OPEN_GATEWAY_LATENCY, OPEN_RATES
 from .run import STEPS, Run, log, wait_http
-from .workers import worker_options
+from .workers import without_pool
 
 # gunicorn's advice, 2 x cores + 1 processes. Step 1 holds a thread per request for the provider's whole
 # latency: 50 requests/s x 2 s = 100 in flight, so threads enough for all of them (its best case).
-# Steps 3 and 4 only use the CPU: gunicorn's default sync workers.
+# Steps 3 and 4 only use the CPU: gunicorn's default sync workers, for both (step 4's own gunicorn.conf.py,
+# which gunicorn reads from the folder, asks for gthread: the command line wins).
 WORKERS = 2 * (os.cpu_count() or 1) + 1
-GUNICORN = {1: ("-w", str(WORKERS), "-k", "gthread", "--threads", "40"), 3: ("-w", str(WORKERS)),
-            4: ("-w", str(WORKERS))}  # fmt: skip
+SYNC = ("-w", str(WORKERS), "-k", "sync")
+GUNICORN = {1: ("-w", str(WORKERS), "-k", "gthread", "--threads", "40"), 3: SYNC, 4: SYNC}
+# The workers of steps 3 and 4 during the measurement: the same pool, so neither step's machine is busier.
+DRAIN_POOL = ("--pool=threads", "--concurrency=50")
 CAPACITY_CONCURRENCY = 10
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) of a process and its children so far: gunicorn's master and workers."""
+def cpu_seconds(*pids: int) -> float:
+    """CPU time (user + system) so far of these processes and their children (gunicorn's master and
+    workers, a step's Redis server)."""
     total = 0.0
-    for proc in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]:
+    procs = [p for pid in pids for p in (psutil.Process(pid), *psutil.Process(pid).children(recursive=True))]
+    for proc in procs:
         try:
             times = proc.cpu_times()
         except psutil.Error:
@@ -39,18 +44,18 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def start_steps(run: Run, started: list) -> tuple[dict[int, int], dict[int, int]]:
-    """gunicorn for steps 1, 3 and 4, and a worker for 3 and 4 (the Procfile's), all starting at once:
-    step -> port, and step -> gunicorn's pid. What it starts goes into ``started``."""
+def start_steps(run: Run, started: list) -> tuple[dict[int, int], dict[int, tuple[int, int]]]:
+    """gunicorn for steps 1, 3 and 4, and a worker for 3 and 4, all starting at once: step -> port, and
+    step -> the pids of its gunicorn and its Redis. What it starts goes into ``started``."""
     ports, pids, workers = {}, {}, []
     for step in (1, 3, 4):
-        redis_url = run.new_redis()
-        web, ports[step] = run.gunicorn(step, GUNICORN[step], redis_url)
-        pids[step] = web.pid
+        redis = run.new_redis()
+        web, ports[step] = run.gunicorn(step, GUNICORN[step], redis.url)
+        pids[step] = (web.pid, redis.process.pid)  # the request's cost: the web server's and its Redis's
         started.append(web)
         if step != 1:
-            options = worker_options(STEPS[step])
-            workers.append(run.worker(STEPS[step], "mycelery.main", *options, redis_url=redis_url))
+            options = [*without_pool(STEPS[step]), *DRAIN_POOL]
+            workers.append(run.worker(STEPS[step], "mycelery.main", *options, redis_url=redis.url))
     started += workers
     for worker in workers:
         worker.wait_for(" ready.", timeout=90)
@@ -74,22 +79,22 @@ def endpoint(run: Run) -> dict:
             process.kill()
 
 
-def measure(run: Run, ports: dict[int, int], pids: dict[int, int]) -> dict:
+def measure(run: Run, ports: dict[int, int], pids: dict[int, tuple[int, int]]) -> dict:
     points = []
     for repeat in range(run.plan.repeats):
         for rate in OPEN_RATES:
             for step in (1, 3, 4):
                 seconds = run.plan.open_seconds[rate]
-                cpu_before = cpu_seconds(pids[step])
+                cpu_before = cpu_seconds(*pids[step])
                 result = load.open_loop(step, ports[step], run.numbers(round(rate * seconds) + 1), rate, seconds,
                                         run.many_addresses)  # fmt: skip
-                cpu = cpu_seconds(pids[step]) - cpu_before
+                cpu = cpu_seconds(*pids[step]) - cpu_before
                 result["cpu_ms_per_request"] = 1000 * cpu / result["count"] if result["count"] else None
                 points.append({"step": step, "rate": rate, "repeat": repeat + 1, **result})
                 log(
                     f"open loop, round {repeat + 1}, {rate}/s, step {step}: {result['count']}/{result['sent']} "
                     f"ok, p50 {report.fmt_ms(result['p50_ms'])}, p99 {report.fmt_ms(result['p99_ms'])}, "
-                    f"gunicorn CPU {report.fmt_ms(result['cpu_ms_per_request'])}/request {result['statuses']}"
+                    f"CPU {report.fmt_ms(result['cpu_ms_per_request'])}/request {result['statuses']}"
                 )
     capacity = []
     for step in (3, 4):
@@ -102,7 +107,7 @@ def measure(run: Run, ports: dict[int, int], pids: dict[int, int]) -> dict:
             f"{CAPACITY_CONCURRENCY} in flight, errors {result['errors']}"
         )
     summary = stats.open_loop_summary(points)
-    return {"points": points, "summary": summary, "ratios": stats.ratios(summary, capacity), "capacity": capacity,
+    return {"points": points, "summary": summary, "ratios": stats.ratios(summary), "capacity": capacity,
             "gunicorn": {step: " ".join(args) for step, args in GUNICORN.items()},
             "gateway_latency_s": OPEN_GATEWAY_LATENCY}  # fmt: skip
 
@@ -114,8 +119,7 @@ def delay(run: Run) -> list[dict]:
     """``send_sms.delay(...)`` timed alone, one call at a time, no worker running, after 100 warm-up calls."""
     rows = []
     for step, call in DELAY_CALLS.items():
-        redis_url = run.new_redis()
-        producer = run.producer(STEPS[step], redis_url)
+        producer = run.producer(STEPS[step], run.new_redis().url)
         try:
             count, warmup = run.plan.delay_calls, 100
             answer = producer.ask({"op": "delay", "first": run.numbers(count + warmup), "count": count,

@@ -43,8 +43,10 @@ def method(run: Run, results: dict) -> list[str]:
             f"kept-alive connections for {plan.ceiling_seconds:g} s, gateway at {DELIVERY_LATENCY:g} s: what "
             "the gateway and the machine allow at that concurrency with no broker and no Celery.",
             "Delivery: one step 4 worker (the Procfile's options with its own `-P` and `-c`). First a paced run "
-            "on an empty queue (request → phone, from `.delay()` to the gateway's `delivered_at`); then a burst "
-            "of concurrency × waves messages, counting what was delivered after the producer finished, within "
-            f"{plan.burst_seconds:g} s. The timeline counts every delivery of the burst by second.",
+            "on an empty queue (request → phone, from `.delay()` to the gateway's `delivered_at`); then the burst: "
+            f"as many SMS as the gateway's ceiling at that concurrency takes in {plan.burst_work_seconds:g} s, "
+            "queued before the worker starts; SMS/s from the gateway's first receipt to its last delivery, within "
+            f"{plan.burst_seconds:g} s. The reliability rows are measured the same way. The timeline counts the "
+            "burst's deliveries by second.",
         ]
     return said

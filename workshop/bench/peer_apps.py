@@ -132,6 +132,8 @@ WORKERS = {
     ("celery", "sms"): [*CELERY, "-P", "gevent", "-c", N],
     # The Optimizing guide's settings (prefetch 128, early acks, transient messages, no results) in one
     # process: the README's claim is "a single Celery process can process millions of tasks a minute".
+    # Celery's threads pool (since 5.0): no monkey-patching; the pool step 4's Procfile runs.
+    ("celery-threads", "sms"): [*CELERY, "-P", "threads", "-c", N],
     ("celery-tuned", "noop"): [*CELERY, "-P", "solo", f"--prefetch-multiplier={CELERY_TUNED_PREFETCH}"],
     # RQ's workers.md: one job at a time per worker, "if you want to perform jobs concurrently, simply
     # start more workers" (rq worker-pool, since 1.14); benchmark.md: SimpleWorker (no fork per job) only
@@ -153,7 +155,7 @@ WORKERS = {
 def senders(peer: str) -> dict:
     """How a producer enqueues for this peer: ``{"noop": f(), "sms": f(mobile), "mark": f(name), "close": f()}``,
     each the peer's ordinary call (``.delay()``, ``.send()``, ``enqueue()``, calling the task)."""
-    if peer in ("celery", "celery-tuned"):
+    if peer in ("celery", "celery-threads", "celery-tuned"):
         send = {"noop": celery_noop.delay, "sms": celery_sms.delay, "mark": celery_mark.delay}
     elif peer == "dramatiq":
         send = {"noop": dramatiq_noop.send, "sms": dramatiq_sms.send, "mark": dramatiq_mark.send,

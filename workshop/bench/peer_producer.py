@@ -21,7 +21,7 @@ import time
 
 from workshop.bench.producer import nth_mobile
 
-PEERS = ("celery", "celery-tuned", "rq", "dramatiq", "huey", "floor")
+PEERS = ("celery", "celery-threads", "celery-tuned", "rq", "dramatiq", "huey", "floor")
 
 
 def floor(count: int, size: int) -> float:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import collections
 import importlib.util
-import json
 import sys
 import time
 import urllib.error
@@ -31,15 +30,22 @@ from workshop.steps import ROOT
 
 from . import peer_apps
 from .producer import nth_mobile
-from .run import ANSWER, Run, log
+from .run import Run, log
 
 PEERS = ("celery", "rq", "dramatiq", "huey")
 ON_RABBITMQ = ("celery", "dramatiq")  # RQ and Huey speak Redis only
 # One Redis database a peer, so that flushing one before a measurement touches nobody else's keys.
-DB = {"celery": 5, "celery-tuned": 5, "rq": 6, "dramatiq": 7, "huey": 8, "floor": 9}
+DB = {"celery": 5, "celery-threads": 5, "celery-tuned": 5, "rq": 6, "dramatiq": 7, "huey": 8, "floor": 9}
 MARK_DB = 4
 PRIVATE_REDIS = "redis://127.0.0.1:PORT"  # the run's own Redis, in the commands the notes show
-LIBRARY = {"celery": "celery", "celery-tuned": "celery", "rq": "rq", "dramatiq": "dramatiq", "huey": "huey"}
+LIBRARY = {
+    "celery": "celery",
+    "celery-threads": "celery",
+    "celery-tuned": "celery",
+    "rq": "rq",
+    "dramatiq": "dramatiq",
+    "huey": "huey",
+}
 SMS_LATENCY = 0.2
 SETTLE = 0.5  # after the last expected SMS: time for a duplicate to show itself
 # A worker has nothing left to do when it is stopped; an RQ pool of 50 takes over 15 s to shut down warm.
@@ -70,6 +76,10 @@ class Peers:
         rows: list[dict] = []
         for peer in PEERS:
             rows += self.peer(peer, "redis", f"{self.run.redis_url}/{DB[peer]}")
+            if peer == "celery":  # and with the pool step 4 runs
+                rows += self.peer(
+                    "celery-threads", "redis", f"{self.run.redis_url}/{DB[peer]}", jobs=("sms",)
+                )
         rows.append(self.floor())
         if self.plan.rabbitmq:
             self.rabbit = self.start_rabbitmq()
@@ -267,23 +277,11 @@ class Peers:
         return self.answer(proc.start(), time.monotonic() + 30 + count / 100, f"{peer}'s producer")
 
     def answer(self, proc: Process, deadline: float, what: str) -> dict:
-        """The ANSWER line of a process that prints one and exits."""
         try:
-            while time.monotonic() < deadline:
-                exited = not proc.running()
-                if exited:
-                    proc.stop()  # waits for the reader: the last lines are in
-                answers = [line for line in proc.lines if line.startswith(ANSWER)]
-                if answers:
-                    return json.loads(answers[0][len(ANSWER) :])
-                if exited:
-                    self.run.note(f"peers: {what} exited without an answer. Its log ends:\n{tail(proc)}")
-                    raise PeerFailed(f"{what} failed")
-                time.sleep(0.02)
-            self.run.note(f"peers: {what} did not answer in time. Its log ends:\n{tail(proc)}")
-            raise PeerFailed(f"{what} did not finish in time")
-        finally:
-            proc.stop(timeout=10)
+            return self.run.answer(proc, deadline - time.monotonic(), what)
+        except RuntimeError as exc:
+            self.run.note(f"peers: {exc}")
+            raise PeerFailed(f"{what} failed") from None
 
     def worker(self, peer: str, job: str, command: list[str], env: dict) -> Process:
         return self.run.process(f"peer-worker-{peer}-{job}", command, ROOT, env).start()

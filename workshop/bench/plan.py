@@ -32,8 +32,8 @@ class Plan:
     delay_calls: int
     delivery_pools: tuple
     gevent_variants: tuple
-    burst_waves: int  # burst = concurrency x waves messages (x4 for prefork)
-    burst_seconds: float  # a slow pool is measured on what it delivered by then
+    burst_work_seconds: float  # the burst: this many seconds of work at the gateway's ceiling
+    burst_seconds: float  # its deadline: a slow pool is measured on what it delivered by then
     paced_messages: int
     ceiling_seconds: float  # the gateway's own ceiling, per concurrency
     peer_noop: int  # no-op tasks per peer
@@ -44,16 +44,16 @@ class Plan:
 
 FULL = Plan("full", repeats=3, open_seconds={20: 11, 50: 5}, capacity_requests=3000, capacity_seconds=30,
             delay_calls=3000, delivery_pools=DELIVERY_POOLS, gevent_variants=GEVENT_VARIANTS,
-            burst_waves=10, burst_seconds=12, paced_messages=200, ceiling_seconds=5, peer_noop=5000,
+            burst_work_seconds=5, burst_seconds=15, paced_messages=200, ceiling_seconds=5, peer_noop=5000,
             peer_sms=1000, peer_concurrency=50, rabbitmq=True)  # fmt: skip
 # One round and one of each kind of pool: a rough picture in under 2 minutes, never the page's figures.
 QUICK = Plan("quick", repeats=1, open_seconds={20: 2.5, 50: 1.5}, capacity_requests=300, capacity_seconds=8,
              delay_calls=300, delivery_pools=(("prefork", 2), ("threads", 50), ("gevent", 50)),
-             gevent_variants=(), burst_waves=3, burst_seconds=4, paced_messages=30, ceiling_seconds=1.5,
+             gevent_variants=(), burst_work_seconds=1.5, burst_seconds=4, paced_messages=30, ceiling_seconds=1.5,
              peer_noop=300, peer_sms=100, peer_concurrency=50, rabbitmq=False)  # fmt: skip
 # For the test suite: every scenario and every output, with counts too small to mean anything.
 SMOKE = Plan("smoke", repeats=2, open_seconds={20: 0.5, 50: 0.3}, capacity_requests=30, capacity_seconds=5,
-             delay_calls=20, delivery_pools=(("threads", 10),), gevent_variants=(), burst_waves=1,
+             delay_calls=20, delivery_pools=(("threads", 10),), gevent_variants=(), burst_work_seconds=0.3,
              burst_seconds=4, paced_messages=5, ceiling_seconds=0.5, peer_noop=20, peer_sms=10,
              peer_concurrency=4, rabbitmq=False)  # fmt: skip
 PLANS = {plan.mode: plan for plan in (FULL, QUICK, SMOKE)}

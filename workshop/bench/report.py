@@ -63,7 +63,9 @@ def machine_table(meta: dict) -> str:
         ["date", meta.get("date", "–")],
         ["run", f"{meta.get('mode', '–')} (`{meta.get('command', 'python -m workshop.bench')}`), "
                 f"{meta.get('duration_s', 0):.0f} s"],
-        ["commit", f"`{meta.get('commit', '–')}`"],
+        ["commit", f"`{meta.get('commit', '–')}`"
+                   + (f" (tables written again at `{meta['rendered']}`)" if meta.get("rendered", meta.get("commit"))
+                      != meta.get("commit") else "")],
         ["CPU", f"{m.get('cpu', '–')}, {m.get('cores', '–')} cores"],
         ["memory", m.get("memory", "–")],
         ["OS", m.get("os", "–")],
@@ -85,10 +87,8 @@ def latency_table(summary: list[dict]) -> str:
 
 def ratios_table(rows: list[dict]) -> str:
     body = [[f"{r['rate']}/s", fmt_ratio(r["step1_over_step4_p50"]), fmt_ratio(r["step1_over_step4_p99"]),
-             fmt_ratio(r["step4_over_step3_p50"]), fmt_ratio(r["step4_over_step3_cpu"]),
-             fmt_ratio(r["step3_over_step4_capacity"])] for r in rows]  # fmt: skip
-    header = ["offered", "step 1 ÷ step 4 (p50)", "(p99)", "step 4 ÷ step 3 (p50)", "(CPU per request)",
-              "(capacity, step 3 ÷ step 4)"]  # fmt: skip
+             fmt_ratio(r["step4_over_step3_p50"]), fmt_ratio(r["step4_over_step3_cpu"])] for r in rows]  # fmt: skip
+    header = ["offered", "step 1 ÷ step 4 (p50)", "(p99)", "step 4 ÷ step 3 (p50)", "(CPU per request)"]
     return table(header, body)
 
 
@@ -96,7 +96,10 @@ def capacity_table(rows: list[dict]) -> str:
     body = [[f"step {r['step']}", str(r["concurrency"]), str(r["count"]), fmt_num(r["per_s"], 1),
              fmt_ms(r["p50_ms"]), fmt_ms(r["p99_ms"]), str(r["errors"])] for r in rows]  # fmt: skip
     header = ["step", "in flight (closed loop)", "requests", "capacity, requests/s", "p50", "p99", "errors"]
-    return table(header, body)
+    ratio = stats.capacity_ratio(rows)
+    return table(header, body) + (
+        f"\n\nStep 3 ÷ step 4: {fmt_ratio(ratio)} the requests a second." if ratio else ""
+    )
 
 
 def delay_table(rows: list[dict]) -> str:

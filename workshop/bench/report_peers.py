@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .report import fmt_num, fmt_ratio, table
 
-NAMES = {"celery": "Celery", "celery-tuned": "Celery, Optimizing guide", "rq": "RQ", "dramatiq": "Dramatiq",
+NAMES = {"celery": "Celery", "celery-threads": "Celery, threads", "celery-tuned": "Celery, Optimizing guide", "rq": "RQ", "dramatiq": "Dramatiq",
          "huey": "Huey", "floor": "floor: redis-py"}  # fmt: skip
 BROKERS = {"redis": "Redis", "rabbitmq": "RabbitMQ"}
 CLAIM = ("A single Celery process can process millions of tasks a minute, with sub-millisecond round-trip "
@@ -47,14 +47,23 @@ def peers_table(result: dict) -> str:
     return table(header, [row_cells(row) for row in result["rows"]], align="llllrrrrrr")
 
 
+def ranking(result: dict, broker: str, job: str) -> list[dict]:
+    """The four queues' drain rows for one job on one broker, fastest first; Celery by its best pool."""
+    rows = [r for r in result.get("rows", []) if r["broker"] == broker and r["job"] == job and r.get("drain_per_s")
+            and r["peer"] in ("celery", "celery-threads", "rq", "dramatiq", "huey")]  # fmt: skip
+    celery = [r for r in rows if r["peer"].startswith("celery")]
+    rows = [r for r in rows if not r["peer"].startswith("celery")]
+    if not celery or not rows:
+        return []
+    return sorted([*rows, max(celery, key=lambda r: r["drain_per_s"])], key=lambda r: -r["drain_per_s"])
+
+
 def place(result: dict, broker: str, job: str) -> str | None:
     """Celery's place among the peers for one job on one broker, the others' figures beside it."""
-    rows = [r for r in result["rows"] if r["broker"] == broker and r["job"] == job and r.get("drain_per_s")
-            and r["peer"] in ("celery", "rq", "dramatiq", "huey")]  # fmt: skip
-    if not any(r["peer"] == "celery" for r in rows) or len(rows) < 2:
+    rows = ranking(result, broker, job)
+    if not rows:
         return None
-    rows.sort(key=lambda r: r["drain_per_s"], reverse=True)
-    rank = next(i for i, r in enumerate(rows) if r["peer"] == "celery") + 1
+    rank = next(i for i, r in enumerate(rows) if r["peer"].startswith("celery")) + 1
     figures = ", ".join(f"{NAMES[r['peer']]} {fmt_num(r['drain_per_s'])}/s" for r in rows)
     what = "no-op tasks" if job == "noop" else f"SMS ({result['gateway_latency_s']:g} s gateway)"
     return f"On {BROKERS[broker]}, Celery drains {what} {ordinal(rank)} of {len(rows)}: {figures}."

@@ -64,13 +64,17 @@ class Run:
         self.many_addresses = can_use_many_addresses()
         self.notes: list[str] = []
         self._rabbitmq: RabbitMQServer | None | bool = False  # False: not tried yet
-        self.redis_server = self.own(RedisServer().start())
-        self.redis_url = self.redis_server.url
-        port = free_port()
-        self.gateway_url = f"http://127.0.0.1:{port}"
-        self.process("gateway", gateway_command(port, 0.2), ROOT, self.env()).start(port=port)
-        self.gateway = GatewayClient(self.gateway_url)
-        self.gateway.wait_ready(timeout=20)
+        try:
+            self.redis_server = self.own(RedisServer()).start()
+            self.redis_url = self.redis_server.url
+            port = free_port()
+            self.gateway_url = f"http://127.0.0.1:{port}"
+            self.process("gateway", gateway_command(port, 0.2), ROOT, self.env()).start(port=port)
+            self.gateway = GatewayClient(self.gateway_url)
+            self.gateway.wait_ready(timeout=20)
+        except BaseException:  # Ctrl-C included: what did start is stopped
+            self.close(keep_logs=True)
+            raise
 
     def own(self, server):
         self.started.append(server)
@@ -87,16 +91,16 @@ class Run:
         if text not in self.notes:
             self.notes.append(text)
 
-    def new_redis(self) -> str:
-        """Another Redis of this run (its URL): steps measured side by side each get their own broker."""
-        return self.own(RedisServer().start()).url
+    def new_redis(self) -> RedisServer:
+        """Another Redis of this run: steps measured side by side each get their own broker."""
+        return self.own(RedisServer()).start()
 
     def rabbitmq(self) -> RabbitMQServer | None:
         """A RabbitMQ node of this run, started on first use; None where the machine has none."""
         if self._rabbitmq is False:
             self._rabbitmq = None
             if find_server():
-                self._rabbitmq = self.own(RabbitMQServer().start())
+                self._rabbitmq = self.own(RabbitMQServer()).start()
             else:
                 self.note("rabbitmq-server was not found: the RabbitMQ rows are missing.")
         return self._rabbitmq
@@ -158,6 +162,29 @@ class Run:
                    "--without-gossip", "--without-mingle", "--without-heartbeat",
                    "-n", f"bench-{time.monotonic_ns()}@%h", *args]  # fmt: skip
         return self.process(f"worker-{app}", command, cwd, self.env(redis_url, **env)).start()
+
+    @staticmethod
+    def answer(proc: Process, timeout: float, what: str) -> dict:
+        """The one ANSWER line of a process that prints it and exits; the process is stopped either way."""
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                exited = not proc.running()
+                if exited:
+                    proc.stop()  # waits for the reader: the last lines are in
+                answers = [line for line in proc.lines if line.startswith(ANSWER)]
+                if answers:
+                    return json.loads(answers[0][len(ANSWER) :])
+                if exited:
+                    raise RuntimeError(
+                        f"{what} exited without an answer; its log ends:\n{proc.output[-1500:]}"
+                    )
+                time.sleep(0.02)
+            raise RuntimeError(
+                f"{what} did not answer within {timeout:g} s; its log ends:\n{proc.output[-1500:]}"
+            )
+        finally:
+            proc.stop(timeout=10)
 
     def producer(self, cwd: Path, redis_url: str | None = None) -> Producer:
         return Producer(self, cwd, self.env(redis_url)).start()

@@ -82,7 +82,7 @@ def open_loop_summary(points: list[dict]) -> list[dict]:
     return rows
 
 
-def ratios(summary: list[dict], capacity: list[dict]) -> list[dict]:
+def ratios(summary: list[dict]) -> list[dict]:
     """Per offered rate: step 1 ÷ step 4 (p50, p99), and step 4 ÷ step 3 (p50, CPU per request)."""
     at = {(r["rate"], r["step"]): r for r in summary}
     rows = []
@@ -95,10 +95,13 @@ def ratios(summary: list[dict], capacity: list[dict]) -> list[dict]:
             "step4_over_step3_p50": ratio(four.get("p50_ms"), three.get("p50_ms")),
             "step4_over_step3_cpu": ratio(four.get("cpu_ms_per_request"), three.get("cpu_ms_per_request")),
         })  # fmt: skip
-    per_s = {c["step"]: c["per_s"] for c in capacity}
-    for row in rows:
-        row["step3_over_step4_capacity"] = ratio(per_s.get(3), per_s.get(4))
     return rows
+
+
+def capacity_ratio(capacity: list[dict]) -> float | None:
+    """Requests a second at saturation, step 3 ÷ step 4: one figure, not one per offered rate."""
+    per_s = {c["step"]: c["per_s"] for c in capacity}
+    return ratio(per_s.get(3), per_s.get(4))
 
 
 def check_targets(results: dict) -> list[dict]:
