@@ -91,8 +91,16 @@ def drain(run: Run, start_worker, mobiles: list[str], deadline_s: float) -> dict
             "http_pool_full": worker.output.count("Connection pool is full")}  # fmt: skip
 
 
+def empty_queues(run: Run) -> None:
+    """Nothing left by an earlier row: a burst cut short by its deadline leaves messages queued and held."""
+    run.redis(15).delete("celery", "sms", "unacked", "unacked_index")
+    run.redis(1).flushdb()  # step 4's "already sent" markers
+    run.gateway_at(DELIVERY_LATENCY)
+
+
 def paced(run: Run, producer, options: list[str], concurrency: int) -> dict:
     """On an empty queue, SMS offered at a steady rate: each timed from .delay() to the gateway's delivery."""
+    empty_queues(run)
     worker = run.worker(STEPS[4], "mycelery.main", *options)
     try:
         worker.wait_for(" ready.", timeout=90)
@@ -117,9 +125,7 @@ def paced(run: Run, producer, options: list[str], concurrency: int) -> dict:
 
 def load_queue(run: Run, producer, count: int) -> list[str]:
     """``count`` SMS queued for step 4's worker (none running), to numbers nobody has used."""
-    run.redis(15).delete("celery", "sms", "unacked", "unacked_index")
-    run.redis(1).flushdb()  # step 4's "already sent" markers
-    run.gateway_at(DELIVERY_LATENCY)
+    empty_queues(run)
     first = run.numbers(count)
     producer.ask({"op": "enqueue", "first": first, "count": count, "rate": 0})
     return [nth_mobile(first + i) for i in range(count)]
@@ -127,7 +133,6 @@ def load_queue(run: Run, producer, count: int) -> list[str]:
 
 def deliver_with(run: Run, producer, ceiling_per_s: float, pool: str, concurrency: int, *extra: str) -> dict:
     options = [*without_pool(STEPS[4]), "-P", pool, "-c", str(concurrency), *extra]
-    run.gateway_at(DELIVERY_LATENCY)
     steady = paced(run, producer, options, concurrency)
     # The burst: enough for the plan's seconds of work at the gateway's own ceiling, loaded before the
     # worker starts; measured until delivered or the deadline, whichever comes first.
