@@ -93,7 +93,7 @@ EN = {
     "ratio": "At {rate} requests a second with a 2 s provider, step 1 answers in {step1} (p50) and step 4 in "
     "{step4}: step 4 is {ratio} faster.",
     "spread": "The rounds agreed within {spread}× (max ÷ min of every endpoint's p50).",
-    "cost": "Step 4's checks cost {cost} step 3's gunicorn CPU per request ({p50_cost} its p50); at saturation "
+    "cost": "Step 4's checks cost {cost} step 3's CPU per request, gunicorn's and Redis's ({p50_cost} its p50); at saturation "
     "step 3 serves {capacity} as many requests a second.",
     "best": "The gateway itself takes {ceiling50} SMS/s from 50 senders; the best pool at concurrency 50, "
     "{best_pool}, delivers {best} SMS/s, {best_share} of that.",
@@ -120,7 +120,7 @@ ZH = {
     "ratio": "每秒 {rate} 个请求、短信服务商 2 秒才返回时，步骤 1 的中位响应时间是 {step1}，步骤 4 是 {step4}："
     "步骤 4 快 {ratio}。",
     "spread": "几轮测量之间相差不超过 {spread} 倍（每个接口 p50 的最大值 ÷ 最小值）。",
-    "cost": "步骤 4 的各项检查让每个请求花掉的 gunicorn CPU 是步骤 3 的 {cost}（p50 是 {p50_cost}）；跑满时，"
+    "cost": "步骤 4 的各项检查让每个请求花掉的 CPU（gunicorn 加上 Redis）是步骤 3 的 {cost}（p50 是 {p50_cost}）；跑满时，"
     "步骤 3 每秒能处理的请求是步骤 4 的 {capacity}。",
     "best": "网关本身在 50 个并发发送方下每秒能收 {ceiling50} 条；并发 50 时最好的进程池 {best_pool} 每秒发出 "
     "{best} 条，是网关上限的 {best_share}。",

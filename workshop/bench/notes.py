@@ -27,7 +27,7 @@ def method(run: Run, results: dict) -> list[str]:
             "rounds; the tables give the median over rounds and the range.",
             f"gunicorn: {WORKERS} processes (2 × cores + 1); step 1 `{' '.join(GUNICORN[1])}` (a thread for "
             f"each request in flight: its best case), steps 3 and 4 `{' '.join(GUNICORN[4])}`. CPU per "
-            "request: gunicorn's processes' user + system time over the point ÷ requests answered.",
+            "request: the user + system time of gunicorn's processes and of the step's own Redis over the point ÷ requests answered.",
             f"Capacity: closed loop, {CAPACITY_CONCURRENCY} requests in flight, each sent as soon as one "
             "answers; on 2 shared cores this saturates the CPU, so it is requests/s at saturation, and its "
             "latency is mostly queueing.",

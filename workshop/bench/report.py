@@ -81,7 +81,7 @@ def latency_table(summary: list[dict]) -> str:
              f"{fmt_ms(r['p50_min_ms'])} – {fmt_ms(r['p50_max_ms'])}", fmt_num(r["p50_spread"], 2),
              fmt_ms(r["p99_ms"]), str(r["errors"]), fmt_ms(r["cpu_ms_per_request"])] for r in summary]  # fmt: skip
     header = ["offered", "step", "rounds", "requests a round (least)", "p50 (median of rounds)",
-              "p50 range", "max ÷ min", "p99 (median)", "errors", "gunicorn CPU per request"]  # fmt: skip
+              "p50 range", "max ÷ min", "p99 (median)", "errors", "CPU per request (gunicorn + Redis)"]  # fmt: skip
     return table(header, rows, "llrrrrrrrr")
 
 

@@ -12,7 +12,7 @@ import statistics
 TARGET_RATIO = 100.0  # step 1 ÷ step 4, p50, at TARGET_RATE with the 2 s gateway
 TARGET_RATE = 20
 TARGET_SPREAD = 1.2  # max ÷ min of a p50 across the rounds
-TARGET_COST = 1.3  # step 4 ÷ step 3, gunicorn CPU per request
+TARGET_COST = 1.3  # step 4 ÷ step 3, CPU per request (gunicorn and the step's Redis)
 TARGET_OF_CEILING = 0.8  # the best pool's SMS/s ÷ the gateway's own ceiling
 TARGET_CONCURRENCY = 50
 
@@ -119,7 +119,7 @@ def check_targets(results: dict) -> list[dict]:
         add(f"step 1 ÷ step 4, p50, {TARGET_RATE} requests/s, gateway 2 s", f"≥ {TARGET_RATIO:g}×", value,
             value and value >= TARGET_RATIO, "×")  # fmt: skip
         value = row["step4_over_step3_cpu"]
-        add(f"step 4 ÷ step 3, gunicorn CPU per request, {TARGET_RATE} requests/s", f"≤ {TARGET_COST:g}×",
+        add(f"step 4 ÷ step 3, CPU per request (gunicorn + Redis), {TARGET_RATE} requests/s", f"≤ {TARGET_COST:g}×",
             value, value and value <= TARGET_COST, "×")  # fmt: skip
     spreads = [(r["p50_spread"], r) for r in endpoint.get("summary", []) if r["p50_spread"]]
     if spreads:
