@@ -223,7 +223,7 @@ class Producer:
 
 def commit(out: Path) -> str:
     """The commit measured, and whether the work tree differed from it (the bench's own outputs aside)."""
-    git = ["git", "-C", str(ROOT)]
+    git, out = ["git", "-C", str(ROOT)], out.resolve()
     try:
         head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout
         exclude = f":!{out.relative_to(ROOT)}" if out.is_relative_to(ROOT) else ":!bench-results"
