@@ -19,7 +19,7 @@ from workshop.bench import findings, load, plan, report, run, stats
 from workshop.bench.delivery import timeline
 from workshop.bench.endpoint import GUNICORN, WORKERS
 from workshop.bench.producer import nth_mobile
-from workshop.bench.workers import without_pool
+from workshop.bench.workers import split_pool, without_pool
 from workshop.steps import step_folder
 
 
@@ -276,3 +276,8 @@ def test_the_bench_runs_end_to_end_in_smoke_mode(tmp_path):
     # Give what is still exiting a moment; anything alive after that was left behind.
     leftovers = left_running([p for p in psutil.process_iter() if marked(p)])
     assert leftovers == [], [p.cmdline() for p in leftovers]
+
+
+def test_the_pool_options_are_split_off_in_both_spellings(tmp_path):
+    (tmp_path / "Procfile").write_text("worker: celery -A m worker -Q sms -P gevent --concurrency=20 -c 5 -E\n")
+    assert split_pool(tmp_path) == (["-P", "gevent", "--concurrency=20", "-c", "5"], ["-Q", "sms", "-E"])

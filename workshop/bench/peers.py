@@ -206,14 +206,10 @@ class Peers:
         worker = self.worker(peer, "sms", command, env)
         timeout = 30 + count / 20
         try:
-            deadline = time.monotonic() + timeout
-            delivered = 0
-            while time.monotonic() < deadline:
-                delivered = self.run.gateway.control()["delivered"]
-                if delivered >= count:
-                    break
-                self.alive(worker, f"after {delivered} of {count} SMS")
-                time.sleep(0.05)
+            # The gateway was reset just before: its count is this peer's.
+            self.run.wait_delivered(
+                0, count, timeout, lambda n: self.alive(worker, f"after {n} of {count} SMS")
+            )
             time.sleep(SETTLE)
             inbox = self.run.gateway.inbox()
             gateway = self.run.gateway.control()

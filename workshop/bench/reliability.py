@@ -20,7 +20,7 @@ from .peer_apps import CELERY
 from .plan import DELIVERY_LATENCY
 from .producer import nth_mobile
 from .run import STEPS, Run, log
-from .workers import worker_options
+from .workers import split_pool, worker_options
 
 APP = CELERY[CELERY.index("-A") + 1]  # the peers' Celery app: jobs.send_sms as a plain task
 LABELS = ("Celery's defaults", "+ acks_late, prefetch ×1", "step 4's task (reference, claim, masked logs)")
@@ -29,7 +29,7 @@ LABELS = ("Celery's defaults", "+ acks_late, prefetch ×1", "step 4's task (refe
 def reliability(run: Run) -> list[dict]:
     count = run.plan.peer_sms
     # The step 4 Procfile's pool and concurrency, for all three rows.
-    pool = [w for w in worker_options(STEPS[4]) if w.startswith(("--pool", "--concurrency", "-P", "-c"))]
+    pool = split_pool(STEPS[4])[0]
     rows = []
     for label, acks_late, prefetch in ((LABELS[0], "0", "4"), (LABELS[1], "1", "1")):
         broker = f"{run.redis_url}/6"

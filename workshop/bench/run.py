@@ -132,13 +132,17 @@ class Run:
         self.gateway.reset()
         self.gateway.configure(latency=latency)
 
-    def wait_delivered(self, baseline: int, expected: int, timeout: float) -> int:
+    def wait_delivered(self, baseline: int, expected: int, timeout: float, meanwhile=None) -> int:
+        """Until the gateway has delivered ``expected`` more than ``baseline``, or the timeout; how many it
+        delivered. ``meanwhile(delivered)`` runs at every look (to stop early when a worker died)."""
         deadline = time.monotonic() + timeout
         delivered = 0
         while time.monotonic() < deadline:
             delivered = self.gateway.control()["delivered"] - baseline
             if delivered >= expected:
                 break
+            if meanwhile:
+                meanwhile(delivered)
             time.sleep(0.05)
         return delivered
 

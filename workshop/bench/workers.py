@@ -9,17 +9,21 @@ from workshop.steps import worker_options
 POOL_FLAGS = ("-P", "--pool", "-c", "--concurrency")
 
 
+def split_pool(folder: Path) -> tuple[list[str], list[str]]:
+    """The Procfile's worker options in two: its pool and concurrency (``-P x`` or ``--pool=x``), and the rest."""
+    pool, rest, taking = [], [], False
+    for word in worker_options(folder):
+        if taking or word in POOL_FLAGS or word.startswith(tuple(f"{flag}=" for flag in POOL_FLAGS)):
+            pool.append(word)
+            taking = word in POOL_FLAGS  # the value follows as the next word
+        else:
+            rest.append(word)
+    return pool, rest
+
+
 def without_pool(folder: Path) -> list[str]:
     """The Procfile's worker options without its pool and concurrency, for a row that sets its own."""
-    options, skip = [], False
-    for word in worker_options(folder):
-        if skip:
-            skip = False
-        elif word in POOL_FLAGS:
-            skip = True
-        elif not word.startswith(tuple(f"{flag}=" for flag in POOL_FLAGS if flag.startswith("--"))):
-            options.append(word)
-    return options
+    return split_pool(folder)[1]
 
 
-__all__ = ["worker_options", "without_pool"]
+__all__ = ["split_pool", "worker_options", "without_pool"]
