@@ -279,5 +279,7 @@ def test_the_bench_runs_end_to_end_in_smoke_mode(tmp_path):
 
 
 def test_the_pool_options_are_split_off_in_both_spellings(tmp_path):
-    (tmp_path / "Procfile").write_text("worker: celery -A m worker -Q sms -P gevent --concurrency=20 -c 5 -E\n")
+    (tmp_path / "Procfile").write_text(
+        "worker: celery -A m worker -Q sms -P gevent --concurrency=20 -c 5 -E\n"
+    )
     assert split_pool(tmp_path) == (["-P", "gevent", "--concurrency=20", "-c", "5"], ["-Q", "sms", "-E"])
