@@ -65,16 +65,23 @@ class RedisServer:
     queued messages and the codes survive a crash (:meth:`kill`) and a restart (:meth:`start` again).
     """
 
-    def __init__(self, port: int | None = None, binary: str | None = None, appendonly: bool = False):
+    def __init__(self, port: int | None = None, binary: str | None = None, appendonly: bool = False,
+                 bind: str = "127.0.0.1", password: str | None = None, wrap: list[str] | None = None,
+                 config: str | None = None):  # fmt: skip
+        """``bind``, ``password`` and ``wrap`` (a command prefix, e.g. ``ip netns exec HOST``): a Redis on a
+        test host, listening on an address other machines reach, so with a password and protected mode.
+        ``config``: a redis.conf that sets those (and persistence) itself; the port and folder stay ours."""
         self.port = port or free_port()
         self.binary = binary or find_redis_server()
         self.appendonly = appendonly
+        self.bind, self.password, self.wrap, self.config = bind, password, list(wrap or []), config
         self.process: Process | None = None
         self._dir: tempfile.TemporaryDirectory | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}{self.bind}:{self.port}"
 
     def command(self, data_dir: str) -> list[str]:
         # Without appendonly, no persistence: the data is throw-away, and nothing is written to disk.
@@ -83,15 +90,16 @@ class RedisServer:
             if self.appendonly
             else ["--appendonly", "no"]
         )
+        secured = ["--requirepass", self.password, "--protected-mode", "yes"] if self.password else []
+        settings = (
+            [self.config] if self.config else [*secured, "--bind", self.bind, "--save", "", *persistence]
+        )
         return [
+            *self.wrap,
             self.binary,
+            *settings,
             "--port",
             str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            *persistence,
             "--dir",
             data_dir,
             "--daemonize",
@@ -111,7 +119,8 @@ class RedisServer:
             self._dir = tempfile.TemporaryDirectory(prefix="workshop-redis-")
         self.process = Process(self.command(self._dir.name))
         try:
-            self.process.start(port=self.port, timeout=timeout)
+            # The port check looks at this machine's 127.0.0.1: for another address, PING alone says it.
+            self.process.start(port=self.port if self.bind == "127.0.0.1" else None, timeout=timeout)
             # Our own process must be the one answering, not another server on the port.
             self.process.wait_until(lambda: ping(self.url, timeout=0.2), "an answer to PING", timeout)
         except AssertionError as exc:

@@ -13,6 +13,8 @@ WINDOWS_SAME_AS = "windows: "
 STEP2 = "tests/step02/test_celery_intro.py::"
 ACTIVATE = "tests/docs/test_docs.py::test_activating_the_virtual_environment_puts_python_and_celery_on_path"
 MAKE_SETUP = "tests/docs/test_docs.py::test_cheap_make_targets_run_as_typed"
+HOSTS = "tests/hosts/test_hosts.py::"
+DEPLOYMENT = "tests/hosts/test_deployment.py::"
 GATEWAY_CONTROL = "tests/docs/test_docs.py::test_the_gateway_control_commands_on_the_reference_page_reproduce_step_4s_failures"
 
 COMMANDS = {
@@ -186,4 +188,18 @@ COMMANDS = {
             "Invoke-RestMethod http://127.0.0.1:8881/_control",
         )
     },
+    # More than one machine (hosts.md): the test hosts run the page's files as these commands would.
+    "sudo nft -f /etc/nftables.d/broker.nft": HOSTS
+    + "test_the_firewall_rule_lets_only_the_web_and_worker_hosts_reach_redis",
+    'python -c "import secrets; print(secrets.token_urlsafe(50))"': DEPLOYMENT
+    + "test_the_environment_file_passes_check_deploy",
+    # No systemd on the test hosts: the unit is checked by systemd-analyze, and its ExecStart is run with its
+    # EnvironmentFile and WorkingDirectory; `stop` is SIGTERM to the main process, as KillMode=mixed sends it.
+    "sudo systemctl daemon-reload && sudo systemctl enable --now sms-worker": [
+        DEPLOYMENT + "test_systemd_accepts_the_unit",
+        HOSTS + "test_sends_from_the_web_host_are_shared_by_both_worker_hosts_and_each_arrives_once",
+    ],
+    "sudo systemctl stop sms-worker": HOSTS + "test_sigterm_as_systemd_sends_it_lets_the_running_send_finish",
+    "celery -A mycelery.main inspect ping": HOSTS
+    + "test_celery_inspect_ping_from_the_web_host_sees_both_worker_hosts",
 }

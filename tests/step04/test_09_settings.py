@@ -5,6 +5,8 @@ Part 9 of step 4: the page's section step4.md#settings."""
 import secrets
 import sys
 
+import pytest
+
 from tests.harness import run
 
 # Stands on part 0 and part 5: without them, these tests fail at once (tests/step04/conftest.py).
@@ -46,3 +48,35 @@ def test_check_deploy_is_clean_in_production_mode(step_path):
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def production(step_path, **env):
+    return manage(step_path, "check", "--deploy", DJANGO_DEBUG="0", DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+                  DJANGO_ALLOWED_HOSTS="sms.example.com", **env)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "url, refusal",
+    [
+        ("redis://10.0.0.5:6379/15", "CELERY_BROKER_URL reaches 10.0.0.5:6379 without a password"),
+        (
+            "redis://broker.internal:6379/15",
+            "CELERY_BROKER_URL reaches broker.internal:6379 without a password",
+        ),
+        ("amqp://guest:guest@10.0.0.5:5672//", "RabbitMQ refuses guest from other machines"),
+    ],
+)
+def test_check_deploy_refuses_a_broker_on_another_machine_without_a_password(step_path, url, refusal):
+    """On another machine the broker must ask for a password (users/checks.py): docs/hosts.md."""
+    result = production(step_path, CELERY_BROKER_URL=url)
+
+    assert result.returncode != 0
+    assert refusal in result.stderr
+
+
+def test_check_deploy_accepts_a_broker_on_another_machine_with_a_password(step_path):
+    result = production(step_path, REDIS_URL="redis://:s3cret@10.0.0.5:6379",
+                        CELERY_BROKER_URL="redis://:s3cret@10.0.0.5:6379/15")  # fmt: skip
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "s3cret" not in result.stdout + result.stderr

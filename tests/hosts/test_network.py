@@ -1,0 +1,57 @@
+"""The test hosts themselves: two hosts talk over the bridge, a cut cable stops them, mending it restores
+them, and nothing is left behind."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.hosts.network import Network, ip, require
+
+ECHO = (
+    "import socket; s = socket.create_server(('{address}', 9000)); print('ready', flush=True); "
+    "c, _ = s.accept(); c.sendall(c.recv(100))"
+)
+ASK = (
+    "import socket, sys; c = socket.create_connection(('{address}', 9000), timeout=2); c.sendall(b'ping'); "
+    "sys.exit(0 if c.recv(100) == b'ping' else 1)"
+)
+
+
+def ask(host, address) -> int:
+    return subprocess.run(host.command([sys.executable, "-c", ASK.format(address=address)]),
+                          capture_output=True, timeout=10).returncode  # fmt: skip
+
+
+def test_two_hosts_talk_a_cut_cable_stops_them_and_mending_it_restores_them(network):
+    server, client = network.host("a"), network.host("b")
+    assert server.address != client.address
+    echo = server.process([sys.executable, "-c", ECHO.format(address=server.address)]).start(ready="ready")
+    try:
+        assert ask(client, server.address) == 0
+    finally:
+        echo.stop()
+    echo = server.process([sys.executable, "-c", ECHO.format(address=server.address)]).start(ready="ready")
+    try:
+        server.cut()
+        assert ask(client, server.address) != 0, "a cut cable must stop the traffic"
+        server.mend()
+        assert ask(client, server.address) == 0
+    finally:
+        echo.stop()
+
+
+def test_a_host_cannot_reach_this_machines_own_services(network):
+    """No traffic to any address the fixture did not create: the machine's 127.0.0.1 is not the host's."""
+    lonely = network.host("c")
+    code = subprocess.run(lonely.command([sys.executable, "-c", "import socket; socket.create_connection(("
+                                          "'127.0.0.1', 6379), timeout=1)"]), capture_output=True, timeout=10)  # fmt: skip
+    assert code.returncode != 0
+
+
+def test_closing_leaves_no_namespace_and_no_link():
+    require()
+    with Network(tag="wtclose") as net:
+        net.host("x")
+        net.host("y")
+    assert "wtclose" not in ip("netns", "list") and "wtclose" not in ip("link", "show")
