@@ -42,6 +42,7 @@ PAGES = [
     "step3",
     "step4",
     "rabbitmq",
+    "hosts",
     "troubleshooting",
     "benchmarks",
     "instructors",
