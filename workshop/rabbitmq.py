@@ -10,6 +10,7 @@ use: it is a system service (a package, Homebrew, or Docker); the tests start a 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -109,11 +110,22 @@ class RabbitMQServer:
     the management plugin. ``start()`` after ``kill()`` or ``stop(keep=True)`` keeps its data: durable
     queues and persistent messages come back, as after a restart of a real server."""
 
-    def __init__(self, binary: str | None = None):
+    def __init__(self, binary: str | None = None, bind: str = "127.0.0.1", user: str = "guest",
+                 password: str = "guest", wrap: list[str] | None = None, config: str = ""):  # fmt: skip
+        """``bind``, ``user``/``password`` and ``wrap`` (a command prefix, e.g. ``ip netns exec HOST``): a node
+        on a test host, which other machines reach, with a user of its own (RabbitMQ lets guest in only
+        from 127.0.0.1). ``config``: more lines for its rabbitmq.conf."""
         binary = binary or find_server()
         if not binary:
             raise FileNotFoundError("no rabbitmq-server on this machine")
         self.binary = binary
+        self.bind, self.user, self.password, self.wrap, self.config = (
+            bind,
+            user,
+            password,
+            list(wrap or []),
+            config,
+        )
         self.port, self.management_port, self.dist_port, self.epmd_port = (free_port() for _ in range(4))
         self.name = f"workshop-{self.port}@localhost"
         self.process: Process | None = None
@@ -121,11 +133,11 @@ class RabbitMQServer:
 
     @property
     def url(self) -> str:
-        return f"amqp://guest:guest@127.0.0.1:{self.port}//"
+        return f"amqp://{self.user}:{self.password}@{self.bind}:{self.port}//"
 
     @property
     def management_url(self) -> str:
-        return f"http://127.0.0.1:{self.management_port}"
+        return f"http://{self.bind}:{self.management_port}"
 
     @property
     def running(self) -> bool:
@@ -134,10 +146,16 @@ class RabbitMQServer:
     def environ(self) -> dict[str, str]:
         home = Path(self._dir.name)
         (home / "rabbitmq.conf").write_text(
-            f"listeners.tcp.1 = 127.0.0.1:{self.port}\n"
-            f"management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {self.management_port}\n"
+            f"listeners.tcp.1 = {self.bind}:{self.port}\n"
+            f"management.tcp.ip = {self.bind}\nmanagement.tcp.port = {self.management_port}\n"
             # Queue figures in the management API fresh to a tenth of a second (the default is 5 s).
             "collect_statistics_interval = 100\n"
+            + (
+                f"default_user = {self.user}\ndefault_pass = {self.password}\n"
+                if self.user != "guest"
+                else ""
+            )
+            + self.config
         )
         (home / "enabled_plugins").write_text("[rabbitmq_management].\n")
         return {
@@ -145,7 +163,7 @@ class RabbitMQServer:
             # Our epmd may be told to exit (stop) even if it still lists the node a moment after its death.
             "ERL_EPMD_RELAXED_COMMAND_CHECK": "1",
             "RABBITMQ_NODENAME": self.name,
-            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_IP_ADDRESS": self.bind,
             "RABBITMQ_NODE_PORT": str(self.port),
             "RABBITMQ_DIST_PORT": str(self.dist_port),
             "ERL_EPMD_PORT": str(self.epmd_port),
@@ -160,9 +178,10 @@ class RabbitMQServer:
     def start(self, timeout: float = 60.0) -> RabbitMQServer:
         if self.running:
             raise RuntimeError(f"this RabbitMQ node (port {self.port}) is already running")
-        self.process = Process([self.binary], cwd=self._dir.name, env=self.environ())
+        self.process = Process([*self.wrap, self.binary], cwd=self._dir.name, env=self.environ())
         try:
-            self.process.start(port=self.port, timeout=timeout)
+            # The port check looks at this machine's 127.0.0.1: for another address, the login alone says it.
+            self.process.start(port=self.port if self.bind == "127.0.0.1" else None, timeout=timeout)
             wait_until(lambda: problem(self.url, timeout=1) is None, lambda: problem(self.url), timeout)
             self.process.wait_until(self._management_answers, "the management API", timeout)
         except AssertionError as exc:
@@ -181,7 +200,8 @@ class RabbitMQServer:
     def api(self, path: str, method: str = "GET", timeout: float = 2.0):
         """The management HTTP API (GET returns the decoded JSON)."""
         request = urllib.request.Request(f"{self.management_url}/api/{path}", method=method)
-        request.add_header("Authorization", "Basic Z3Vlc3Q6Z3Vlc3Q=")  # guest:guest
+        login = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {login}")
         with urllib.request.urlopen(request, timeout=timeout) as response:
             body = response.read()
         return json.loads(body) if body else None
@@ -214,7 +234,9 @@ class RabbitMQServer:
         epmd = shutil.which("epmd") or next(Path("/usr/lib/erlang").glob("erts-*/bin/epmd"), None)
         if epmd:
             subprocess.run(
-                [str(epmd), "-port", str(self.epmd_port), "-kill"], capture_output=True, timeout=10
+                [*self.wrap, str(epmd), "-port", str(self.epmd_port), "-kill"],
+                capture_output=True,
+                timeout=10,
             )
 
     def __enter__(self) -> RabbitMQServer:

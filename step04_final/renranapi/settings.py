@@ -196,6 +196,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # off, say): every 10 s, where kombu's default looks only every 10th time (docs/hosts.md).
     "unacked_restore_interval": int(env("CELERY_BROKER_RESTORE_INTERVAL", 10)),
     "unacked_restore_throttle": 1,
+    # One worker at a time looks, under a lock in Redis. A worker cut off while it holds that lock leaves
+    # it for kombu's 300 s, and no message comes back meanwhile; 10 s is ample for a sweep.
+    "unacked_mutex_expire": 10,
     "socket_connect_timeout": 0.5,
     "socket_timeout": 1,
     # kombu's default of 10 connections starves a gevent or threads worker with -c 50 ("Couldn't ack").

@@ -190,7 +190,7 @@ COMMANDS = {
     },
     # More than one machine (hosts.md): the test hosts run the page's files as these commands would.
     "sudo nft -f /etc/nftables.d/broker.nft": HOSTS
-    + "test_the_firewall_rule_lets_only_the_web_and_worker_hosts_reach_redis",
+    + "test_the_firewall_rule_lets_only_the_web_and_worker_hosts_reach_the_broker",
     'python -c "import secrets; print(secrets.token_urlsafe(50))"': DEPLOYMENT
     + "test_the_environment_file_passes_check_deploy",
     # No systemd on the test hosts: the unit is checked by systemd-analyze, and its ExecStart is run with its

@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -24,8 +25,11 @@ from tests.hosts.deployment import (
     on_test_hosts,
     written_for,
 )
+from tests.hosts.network import Network, require
 from workshop.bench.run import LIFTED_CAPS, LIFTED_LIMITS
 from workshop.gateway import GatewayClient
+from workshop.processes import wait_until
+from workshop.rabbitmq import INSTALL_HINT, RabbitMQServer, find_server
 from workshop.redis_server import RedisServer
 
 # The first worker host holds a message while another takes over; 4 threads each, not the unit's 50, so
@@ -56,17 +60,32 @@ def changed_for_tests(hosts) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="module")
-def hosts(network, tmp_path_factory):
-    names = ["broker", "web", "worker1", "worker2", "gateway"]
-    hosts = {name: network.host(name) for name in names}
-    folder = tmp_path_factory.mktemp("etc")
+@pytest.fixture(scope="module", params=["redis", "rabbitmq"])
+def hosts(request, tmp_path_factory):
+    """Step 4 on the hosts, a network of its own for each broker: the broker host's Redis, or its RabbitMQ
+    (the codes and the results stay in its Redis)."""
+    require()
+    if request.param == "rabbitmq" and not find_server():
+        missing("rabbitmq-server", INSTALL_HINT)
+    with Network() as network:
+        yield from step4_on(network, request.param, tmp_path_factory.mktemp("etc"))
+
+
+def step4_on(network, broker_name, folder):
+    hosts = {name: network.host(name) for name in ["broker", "web", "worker1", "worker2", "gateway"]}
     broker = hosts["broker"]
     redis = RedisServer(port=6379, bind=broker.address, password=PASSWORD, wrap=broker.command([]),
                         config=str(written_for("redis.conf", hosts, folder))).start()  # fmt: skip
-    env = {**environment_file(written_for("sms.env", hosts, folder).read_text()), **changed_for_tests(hosts)}
-    started = {}
+    env_file = written_for("sms.env", hosts, folder).read_text()
+    env = {**environment_file(env_file), **changed_for_tests(hosts)}
+    started, rabbit = {}, None
     try:
+        if broker_name == "rabbitmq":
+            # A user of its own with the page's password (RabbitMQ lets guest in from 127.0.0.1 only).
+            # Heartbeats every 2 s, not 60: a cut worker's connection is closed after seconds, not minutes.
+            rabbit = RabbitMQServer(bind=broker.address, user="sms", password=PASSWORD, wrap=broker.command([]),
+                                    config="heartbeat = 2\n").start()  # fmt: skip
+            env["CELERY_BROKER_URL"] = rabbitmq_url(env_file, rabbit)
         started["gateway"] = hosts["gateway"].process(
             [sys.executable, "-m", "workshop.gateway", "--host", hosts["gateway"].address, "--port", "8881",
              "--latency", "0.2"], env=env).start(ready="8881")  # fmt: skip
@@ -74,15 +93,22 @@ def hosts(network, tmp_path_factory):
         gateway.wait_ready(timeout=20)
         for name in ("worker1", "worker2"):
             started[name] = start_worker(hosts[name], env)
-        command, folder = exec_start("sms-web.service")
-        started["web"] = (
-            hosts["web"].process(command, cwd=folder, env=env).start(ready="Listening", timeout=60)
-        )
-        yield {**hosts, "redis": redis, "provider": gateway, "env": env, "processes": started}
+        command, cwd = exec_start("sms-web.service")
+        started["web"] = hosts["web"].process(command, cwd=cwd, env=env).start(ready="Listening", timeout=60)
+        yield {**hosts, "broker_name": broker_name, "redis": redis, "rabbitmq": rabbit, "provider": gateway,
+               "env": env, "processes": started}  # fmt: skip
     finally:
         for process in reversed(started.values()):
             process.stop(timeout=10)
+        if rabbit:
+            rabbit.stop()
         redis.stop()
+
+
+def rabbitmq_url(env_file: str, rabbit: RabbitMQServer) -> str:
+    """sms.env's commented-out RabbitMQ line, on the test node's port."""
+    line = next(line for line in env_file.splitlines() if line.startswith("# CELERY_BROKER_URL=amqp://"))
+    return line.removeprefix("# CELERY_BROKER_URL=").replace(":5672/", f":{rabbit.port}/")
 
 
 def start_worker(host, env, extra=()):
@@ -151,36 +177,40 @@ def test_a_web_host_that_cannot_reach_the_broker_answers_503_at_once(hosts):
 
 @pytest.mark.parametrize("password", ["wrong-password", None], ids=["wrong password", "no password"])
 def test_a_worker_with_a_wrong_password_or_none_is_refused_and_says_so(hosts, password):
+    """Refused, in the broker's own words, which Celery's log passes on. On Redis the worker keeps trying
+    ("Cannot connect"), and a student can tell the two cases apart; on RabbitMQ it stops at once
+    ("Unrecoverable error: AccessRefused"), and systemd's Restart=on-failure tries again."""
     env = dict(hosts["env"])
-    good = env["CELERY_BROKER_URL"]
-    env["CELERY_BROKER_URL"] = (
-        good.replace(PASSWORD, password) if password else good.replace(f":{PASSWORD}@", "")
-    )
-    worker = hosts["worker1"].process([*exec_start("sms-worker.service")[0], "-n", "intruder@%h"],
-                                      cwd=exec_start("sms-worker.service")[1], env=env).start()  # fmt: skip
+    url = urlsplit(env["CELERY_BROKER_URL"])
+    login = f"{url.username or ''}:{password}" if password else url.username or ""
+    env["CELERY_BROKER_URL"] = url._replace(netloc=f"{login}@{url.hostname}:{url.port}").geturl()
+    command, cwd = exec_start("sms-worker.service")
+    worker = hosts["worker1"].process([*command, "-n", "intruder@%h"], cwd=cwd, env=env).start()
+    words = {"redis": ("Cannot connect", "invalid username-password pair" if password else "Authentication required"),
+             "rabbitmq": ("Unrecoverable error", "ACCESS_REFUSED")}[hosts["broker_name"]]  # fmt: skip
     try:
-        worker.wait_until(lambda: "Cannot connect" in worker.output, "the broker's refusal", timeout=30)
+        wait_until(lambda: words[0] in worker.output or not worker.running(), "the broker's refusal", 30)
     finally:
         worker.stop(timeout=5)
-    refusal = next(line for line in worker.lines if "Cannot connect" in line)
-    # Redis's own words, which Celery's log passes on: a student can tell the two cases apart.
-    assert ("invalid username-password pair" if password else "Authentication required") in refusal, refusal
+    refusal = next((line for line in worker.lines if words[0] in line), worker.output)
+    assert words[1] in refusal, refusal
     assert " ready." not in worker.output
     assert PASSWORD not in worker.output
 
 
-def test_the_firewall_rule_lets_only_the_web_and_worker_hosts_reach_redis(hosts):
+def test_the_firewall_rule_lets_only_the_web_and_worker_hosts_reach_the_broker(hosts):
     """broker.nft, loaded on the broker host: the gateway host's connection is dropped, a worker host's
     gets through."""
     if not shutil.which("nft"):
         missing("nft", "Debian: apt install nftables")
-    rules = on_test_hosts((EXAMPLES / "broker.nft").read_text(), hosts)
+    port = hosts["rabbitmq"].port if hosts["rabbitmq"] else 6379
+    rules = on_test_hosts((EXAMPLES / "broker.nft").read_text(), hosts).replace("5672", str(port))
     subprocess.run(
         hosts["broker"].command(["nft", "-f", "-"]), input=rules, text=True, check=True, timeout=10
     )
     try:
         reach = [sys.executable, "-c", f"import socket; socket.create_connection(('{hosts['broker'].address}', "
-                 "6379), timeout=1)"]  # fmt: skip
+                 f"{port}), timeout=1)"]  # fmt: skip
         refused = subprocess.run(hosts["gateway"].command(reach), capture_output=True, timeout=10)
         allowed = subprocess.run(hosts["worker1"].command(reach), capture_output=True, timeout=10)
     finally:
@@ -191,8 +221,9 @@ def test_the_firewall_rule_lets_only_the_web_and_worker_hosts_reach_redis(hosts)
 
 def test_a_worker_host_cut_off_mid_send_costs_no_second_sms(hosts):
     """The provider holds the SMS; the cable of the worker host that sent it is cut, then the provider
-    delivers it (its answer cannot get back). Redis hands the unacknowledged message to the other worker
-    host once it is older than the visibility timeout (3 s here), and the send claim stops a second call."""
+    delivers it (its answer cannot get back). The broker hands the unacknowledged message to the other
+    worker host: Redis once it is older than the visibility timeout (3 s here), RabbitMQ once two
+    heartbeats are missed and it closes the connection. The send claim stops a second call."""
     gateway, workers = hosts["provider"], [hosts["processes"]["worker1"], hosts["processes"]["worker2"]]
     gateway.reset()
     gateway.configure(hold=True)
@@ -213,8 +244,9 @@ def test_a_worker_host_cut_off_mid_send_costs_no_second_sms(hosts):
 
 
 def test_the_broker_host_restarts_and_both_workers_carry_on_with_nothing_lost(hosts):
-    """kill -9 of the broker host's Redis with messages queued (the provider holds what the workers took),
-    then a restart from its append-only file: both workers reconnect by themselves, each SMS arrives once."""
+    """kill -9 of the broker with messages queued (the provider holds what the workers took), then a restart
+    from its files (Redis's append-only file, RabbitMQ's durable queues): both workers reconnect by
+    themselves, each SMS arrives once."""
     gateway = hosts["provider"]
     gateway.reset()
     gateway.configure(hold=True)
@@ -224,8 +256,9 @@ def test_the_broker_host_restarts_and_both_workers_carry_on_with_nothing_lost(ho
     time.sleep(1.2)  # the append-only file is written every second (appendfsync everysec)
     workers = [hosts["processes"]["worker1"], hosts["processes"]["worker2"]]
     before = [len(w.lines) for w in workers]  # a worker may reconnect before start() below returns
-    hosts["redis"].kill()
-    hosts["redis"].start()
+    broker = hosts["rabbitmq"] or hosts["redis"]
+    broker.kill()
+    broker.start()
     gateway.release()
 
     assert wait_for_all(gateway, mobiles, timeout=40) == sorted(mobiles), "each SMS once, none lost"
@@ -235,7 +268,7 @@ def test_the_broker_host_restarts_and_both_workers_carry_on_with_nothing_lost(ho
 
 
 def reconnected(log: str) -> bool:
-    return "Connected to redis://" in log.partition("Connection to broker lost")[2]
+    return "Connected to " in log.partition("Connection to broker lost")[2]
 
 
 def test_sigterm_as_systemd_sends_it_lets_the_running_send_finish(hosts):
