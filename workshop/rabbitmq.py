@@ -126,8 +126,8 @@ class RabbitMQServer:
             list(wrap or []),
             config,
         )
-        self.port, self.management_port, self.dist_port, self.epmd_port = (free_port() for _ in range(4))
-        self.name = f"workshop-{self.port}@localhost"
+        self._pick_ports()
+        self._started = False
         self.process: Process | None = None
         self._dir = tempfile.TemporaryDirectory(prefix="workshop-rabbitmq-")
 
@@ -176,6 +176,21 @@ class RabbitMQServer:
         }
 
     def start(self, timeout: float = 60.0) -> RabbitMQServer:
+        try:
+            return self._start(timeout)
+        except RuntimeError as exc:
+            # The free ports were picked before the node binds them, and another process may have taken one
+            # meanwhile: a first start tries once more on other ports (a restart keeps its own).
+            if self._started or not any(word in str(exc) for word in ("already_used", "eaddrinuse")):
+                raise
+            self._pick_ports()
+            return self._start(timeout)
+
+    def _pick_ports(self) -> None:
+        self.port, self.management_port, self.dist_port, self.epmd_port = (free_port() for _ in range(4))
+        self.name = f"workshop-{self.port}@localhost"
+
+    def _start(self, timeout: float) -> RabbitMQServer:
         if self.running:
             raise RuntimeError(f"this RabbitMQ node (port {self.port}) is already running")
         self.process = Process([*self.wrap, self.binary], cwd=self._dir.name, env=self.environ())
@@ -188,6 +203,7 @@ class RabbitMQServer:
             self.kill()
             self._stop_epmd()
             raise RuntimeError(f"RabbitMQ did not start on port {self.port}: {exc}") from None
+        self._started = True
         return self
 
     def _management_answers(self) -> bool:

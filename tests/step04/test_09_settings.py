@@ -75,6 +75,7 @@ def test_check_deploy_refuses_a_broker_on_another_machine_without_a_password(ste
 
 
 def test_check_deploy_accepts_a_broker_on_another_machine_with_a_password(step_path):
+    """With a password in the URLs, the same check has nothing to say, and does not print it."""
     result = production(step_path, REDIS_URL="redis://:s3cret@10.0.0.5:6379",
                         CELERY_BROKER_URL="redis://:s3cret@10.0.0.5:6379/15")  # fmt: skip
 
