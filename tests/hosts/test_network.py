@@ -3,8 +3,11 @@ them, and nothing is left behind."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+
+import pytest
 
 from tests.hosts.network import Network, ip, require
 
@@ -55,3 +58,13 @@ def test_closing_leaves_no_namespace_and_no_link():
         net.host("x")
         net.host("y")
     assert "wtclose" not in ip("netns", "list") and "wtclose" not in ip("link", "show")
+
+
+def test_without_root_the_tests_skip_with_the_reason_and_fail_in_ci(monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="test hosts need root"):
+        require()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="test hosts need root"):
+        require()
