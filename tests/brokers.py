@@ -80,7 +80,9 @@ class RabbitQueues:
         self.held = held
 
     def _channel(self):
-        connection = amqp.Connection(f"127.0.0.1:{self.server.port}", connect_timeout=2)
+        server = self.server
+        connection = amqp.Connection(f"{server.bind}:{server.port}", userid=server.user, password=server.password,
+                                     connect_timeout=2)  # fmt: skip
         connection.connect()
         return connection, connection.channel()
 

@@ -119,11 +119,7 @@ class Services:
 
 
 def start_rabbitmq() -> RabbitMQServer:
-    """A RabbitMQ node of the tests' own."""
-    try:
-        return RabbitMQServer().start()
-    except RuntimeError:
-        pass  # another process may have taken one of its free ports meanwhile: once more, on others
+    """A RabbitMQ node of the tests' own (it tries other ports once if one was taken meanwhile)."""
     try:
         return RabbitMQServer().start()
     except RuntimeError as exc:

@@ -206,6 +206,12 @@ class RabbitMQServer:
         self._started = True
         return self
 
+    def ctl(self, *args: str) -> subprocess.CompletedProcess:
+        """``rabbitmqctl`` for this node (on its host, with its cookie and epmd)."""
+        ctl = str(Path(self.binary).with_name("rabbitmqctl"))
+        return subprocess.run([*self.wrap, ctl, "-n", self.name, *args], env={**os.environ, **self.environ()},
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+
     def _management_answers(self) -> bool:
         try:
             self.api("overview")

@@ -189,8 +189,8 @@ COMMANDS = {
         )
     },
     # More than one machine (hosts.md): the test hosts run the page's files as these commands would.
-    "sudo nft -f /etc/nftables.d/broker.nft": HOSTS
-    + "test_the_firewall_rule_lets_only_the_web_and_worker_hosts_reach_the_broker",
+    "sudo nft -f /etc/nftables.d/broker.nft": "tests/hosts/test_broker_host.py::"
+    + "test_the_firewall_rule_opens_the_brokers_ports_to_the_web_and_worker_hosts_only",
     'python -c "import secrets; print(secrets.token_urlsafe(50))"': DEPLOYMENT
     + "test_the_environment_file_passes_check_deploy",
     # No systemd on the test hosts: the unit is checked by systemd-analyze, and its ExecStart is run with its
@@ -199,7 +199,20 @@ COMMANDS = {
         DEPLOYMENT + "test_systemd_accepts_the_unit",
         HOSTS + "test_sends_from_the_web_host_are_shared_by_both_worker_hosts_and_each_arrives_once",
     ],
+    "sudo systemctl daemon-reload && sudo systemctl enable --now sms-web": [
+        DEPLOYMENT + "test_systemd_accepts_the_unit",
+        HOSTS + "test_healthz_on_the_web_host_lists_both_worker_hosts",
+    ],
     "sudo systemctl stop sms-worker": HOSTS + "test_sigterm_as_systemd_sends_it_lets_the_running_send_finish",
     "celery -A mycelery.main inspect ping": HOSTS
     + "test_celery_inspect_ping_from_the_web_host_sees_both_worker_hosts",
+    "set -a; . /etc/renran/sms.env; set +a": HOSTS
+    + "test_celery_inspect_ping_from_the_web_host_sees_both_worker_hosts",
+    'curl -i -H "Host: sms.example.com" -H "X-Forwarded-Proto: https" http://127.0.0.1:8000/healthz': HOSTS
+    + "test_healthz_on_the_web_host_lists_both_worker_hosts",
+    # The RabbitMQ half of the hosts' tests creates the workers' user with these, through rabbitmqctl.
+    "sudo rabbitmqctl add_user sms 'change-me-broker-password'": HOSTS
+    + "test_sends_from_the_web_host_are_shared_by_both_worker_hosts_and_each_arrives_once",
+    'sudo rabbitmqctl set_permissions -p / sms ".*" ".*" ".*"': HOSTS
+    + "test_sends_from_the_web_host_are_shared_by_both_worker_hosts_and_each_arrives_once",
 }

@@ -5,8 +5,8 @@ hosts: the page's addresses (10.0.0.x) become the hosts', its placeholders the t
 from __future__ import annotations
 
 import configparser
-import secrets
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,10 +15,13 @@ from workshop.steps import ROOT
 EXAMPLES = ROOT / "docs" / "examples" / "hosts"
 PAGE_ADDRESSES = {"broker": "10.0.0.2", "web": "10.0.0.3", "worker1": "10.0.0.4", "worker2": "10.0.0.5"}
 PASSWORD = "a-broker-password-for-the-tests"
+# The secret key as the page makes one.
+SECRET_COMMAND = [sys.executable, "-c", "import secrets; print(secrets.token_urlsafe(50))"]
 PLACEHOLDERS = {
     "change-me-broker-password": PASSWORD,
-    "change-me-to-a-long-random-secret": secrets.token_urlsafe(50),
-}
+    "change-me-to-a-long-random-secret": subprocess.run(SECRET_COMMAND, capture_output=True, text=True,
+                                                        check=True, timeout=30).stdout.strip(),
+}  # fmt: skip
 
 
 def filled(text: str) -> str:

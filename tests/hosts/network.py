@@ -13,7 +13,9 @@ is torn down on exit, after a failure, or on Ctrl-C (the context manager's exit 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 from dataclasses import dataclass
 
@@ -32,8 +34,10 @@ def can_build() -> str | None:
     """Why this machine cannot build test hosts, or None when it can."""
     if os.geteuid() != 0:
         return "test hosts need root (ip netns); run the tests as root, as CI does"
-    try:
-        ip("netns", "list")
+    scratch = f"wprobe{os.getpid()}"
+    try:  # listing is not enough: a container without CAP_NET_ADMIN lists, and cannot add
+        ip("netns", "add", scratch)
+        ip("netns", "del", scratch)
     except (OSError, RuntimeError) as exc:
         return f"ip netns does not work here: {exc}"
     return None
@@ -44,6 +48,15 @@ def require() -> None:
     why = can_build()
     if why:
         missing("Root for test hosts", why)
+
+
+def unused_subnet(seed: int) -> str:
+    """10.77.N, a /24 this machine has no route to yet (another run's network, or a real one)."""
+    for n in range(250):
+        subnet = f"10.77.{(seed + n) % 250}"
+        if not ip("-4", "route", "show", f"{subnet}.0/24").strip():
+            return subnet
+    raise RuntimeError("no free 10.77.N.0/24 for the test hosts")
 
 
 @dataclass
@@ -73,15 +86,15 @@ class Host:
 class Network:
     def __init__(self, tag: str | None = None):
         self.tag = tag or f"w{os.getpid() % 100_000}"  # names stay under Linux's 15 characters
-        self.subnet = f"10.77.{os.getpid() % 250}"
+        self.subnet = unused_subnet(os.getpid())
         self.bridge = f"{self.tag}br"
         self.hosts: list[Host] = []
 
     def __enter__(self) -> Network:
         try:
             ip("link", "add", self.bridge, "type", "bridge")
-            # The machine's own end of the network (.1): the tests reach the hosts through it; the hosts
-            # reach nothing of the machine's, whose services listen on 127.0.0.1.
+            # The machine's own end of the network (.1): the tests reach the hosts through it. A host's
+            # 127.0.0.1 is its own: the machine's services there are out of its reach.
             ip("addr", "add", f"{self.subnet}.1/24", "dev", self.bridge)
             ip("link", "set", self.bridge, "up")
         except BaseException:
@@ -105,8 +118,15 @@ class Network:
         return host
 
     def close(self) -> None:
-        """Remove every namespace (its veth pair goes with it) and the bridge; what is already gone is fine."""
+        """Kill whatever still runs on each host (a namespace deleted with a process in it lives on, unseen),
+        remove every namespace (its veth pair goes with it) and the bridge; what is already gone is fine."""
         for host in reversed(self.hosts):
+            pids = subprocess.run(
+                ["ip", "netns", "pids", host.namespace], capture_output=True, text=True, timeout=10
+            )
+            for pid in pids.stdout.split():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
             subprocess.run(["ip", "netns", "del", host.namespace], capture_output=True, timeout=10)
             subprocess.run(["ip", "link", "del", host.cable], capture_output=True, timeout=10)
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True, timeout=10)

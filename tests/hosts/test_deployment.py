@@ -38,6 +38,14 @@ def test_the_worker_unit_shuts_down_warm_for_longer_than_a_task_runs_and_restart
     assert unit["Restart"] == "on-failure"
 
 
+def test_the_web_unit_waits_longer_than_gunicorn_gives_its_requests():
+    """gunicorn finishes the requests in progress for graceful_timeout after SIGTERM (its default: the
+    step's gunicorn.conf.py does not change it); systemd must not SIGKILL it before."""
+    from gunicorn.config import Config
+
+    assert int(service("sms-web.service")["TimeoutStopSec"]) > Config().graceful_timeout
+
+
 @pytest.mark.parametrize("name", UNITS)
 def test_systemd_accepts_the_unit(name, tmp_path):
     """`systemd-analyze verify` on the unit, its paths made this machine's: no complaint."""

@@ -1,0 +1,122 @@
+"""The broker host's own files (docs/hosts.md#broker), on test hosts with no broker behind them: the firewall
+rule against plain listeners on every port it names, and the page's redis.conf without its password."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.harness import missing
+from tests.hosts.deployment import EXAMPLES, on_test_hosts
+from workshop.processes import wait_until
+from workshop.redis_server import RedisServer, find_redis_server
+
+# The ports broker.nft names: Redis; RabbitMQ and its management page; RabbitMQ's epmd and distribution.
+BROKER_PORTS, BETWEEN_NODES = [6379, 5672, 15672], [4369, 25672]
+LISTEN = (
+    "import socket, sys, threading\n"
+    "servers = [socket.create_server((sys.argv[1], int(p))) for p in sys.argv[2:]]\n"
+    "print('ready', flush=True)\n"
+    "for s in servers: threading.Thread(target=lambda s=s: [s.accept() for _ in iter(int, 1)], daemon=True).start()\n"
+    "threading.Event().wait()\n"
+)
+
+
+@pytest.fixture(scope="module")
+def hosts(network):
+    """The page's machines, in the order of its addresses (.2 to .5), and one it does not name (.6)."""
+    return {name: network.host(name) for name in ["broker", "web", "worker1", "worker2", "other"]}
+
+
+def nft(host, rules: str) -> None:
+    if not shutil.which("nft"):
+        missing("nft", "Debian: apt install nftables")
+    subprocess.run(host.command(["nft", "-f", "-"]), input=rules, text=True, check=True, timeout=10)
+
+
+def reaches(host, address: str, port: int) -> bool:
+    code = f"import socket; socket.create_connection(('{address}', {port}), timeout=0.5)"
+    return (
+        subprocess.run(host.command([sys.executable, "-c", code]), capture_output=True, timeout=10).returncode
+        == 0
+    )
+
+
+def test_the_firewall_rule_opens_the_brokers_ports_to_the_web_and_worker_hosts_only(hosts):
+    """broker.nft loaded on the broker host: the web and worker hosts reach the broker's ports and no other
+    machine does; RabbitMQ's ports between nodes are closed to all. Loaded again without one worker's
+    address, it replaces itself, and that worker is out too."""
+    broker = hosts["broker"]
+    listening = broker.process(
+        [sys.executable, "-c", LISTEN, broker.address, *map(str, BROKER_PORTS + BETWEEN_NODES)]
+    )
+    listening.start(ready="ready")
+    rules = on_test_hosts((EXAMPLES / "broker.nft").read_text(), hosts)
+    try:
+        assert reaches(hosts["other"], broker.address, 6379), "before the rule, anyone reaches the port"
+        nft(broker, rules)
+        named = {(name, port): reaches(hosts[name], broker.address, port)
+                 for name in ("web", "worker1", "worker2") for port in BROKER_PORTS}  # fmt: skip
+        others = {
+            port: reaches(hosts["other"], broker.address, port) for port in BROKER_PORTS + BETWEEN_NODES
+        }
+        between = {port: reaches(hosts["worker1"], broker.address, port) for port in BETWEEN_NODES}
+        nft(
+            broker,
+            rules.replace(f"{hosts['worker2'].address}, ", "").replace(f", {hosts['worker2'].address}", ""),
+        )
+        retired = reaches(hosts["worker2"], broker.address, 6379)
+        kept = reaches(hosts["worker1"], broker.address, 6379)
+    finally:
+        subprocess.run(
+            broker.command(["nft", "delete", "table", "inet", "broker"]), capture_output=True, timeout=10
+        )
+        listening.stop()
+    assert all(named.values()), named
+    assert not any(others.values()), others
+    assert not any(between.values()), between
+    assert not retired and kept, "loaded again, the rule replaces the old one"
+
+
+def test_redis_refuses_other_machines_without_a_password_in_protected_mode(hosts, tmp_path):
+    """The page's redis.conf with its requirepass line removed, on the broker host: protected mode (Redis 7
+    and newer) answers a worker host's command with DENIED. With the line, the answer asks for the password."""
+    binary = find_redis_server()
+    version = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout
+    if int(re.search(r"v=(\d+)", version).group(1)) < 7:
+        missing("Redis 7 or newer", f"this one is {version.strip()}; Debian 12: apt install redis-server")
+    text = on_test_hosts((EXAMPLES / "redis.conf").read_text(), hosts)
+    answers = {}
+    for name, conf in (("without", re.sub(r"(?m)^requirepass .*$", "", text)), ("with", text)):
+        (tmp_path / f"{name}.conf").write_text(conf)
+        server = RedisServer(port=6379, binary=binary, bind=hosts["broker"].address,
+                             wrap=hosts["broker"].command([]), config=str(tmp_path / f"{name}.conf"))  # fmt: skip
+        # Not start(): it would PING from this machine's end of the bridge, which protected mode refuses too.
+        server.process = hosts["broker"].process(server.command(str(tmp_path))[len(server.wrap) :]).start()
+        try:
+            answers[name] = first_answer(hosts["worker1"], hosts["broker"].address)
+        finally:
+            server.stop()
+    assert answers["without"].startswith("-DENIED"), answers
+    assert answers["with"].startswith("-NOAUTH"), answers
+
+
+def first_answer(host, address: str) -> str:
+    """Redis's answer to PING, read off the socket (it closes the connection right after a refusal)."""
+    code = (f"import socket; s = socket.create_connection(('{address}', 6379), timeout=5); "
+            "s.sendall(b'PING\\r\\n'); print(s.recv(300).decode())")  # fmt: skip
+    answer = []
+
+    def answered() -> bool:  # anything but "nothing listens yet"
+        done = subprocess.run(
+            host.command([sys.executable, "-c", code]), capture_output=True, text=True, timeout=20
+        )
+        answer[:] = [done.stdout]
+        return bool(done.stdout)
+
+    wait_until(answered, "an answer from Redis", 20)
+    return answer[0]
