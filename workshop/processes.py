@@ -58,8 +58,14 @@ class Process:
     def running(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
 
-    def start(self, ready: str | None = None, port: int | None = None, timeout: float = 60.0) -> Process:
-        """Start it; then wait until its output contains ``ready`` or something listens on ``port``."""
+    def start(
+        self,
+        ready: str | None = None,
+        port: int | None = None,
+        timeout: float = 60.0,
+        host: str = "127.0.0.1",
+    ) -> Process:
+        """Start it; then wait until its output contains ``ready`` or something listens on ``host:port``."""
         self.popen = subprocess.Popen(
             self.args,
             cwd=self.cwd,
@@ -76,7 +82,7 @@ class Process:
             if ready is not None:
                 self.wait_for(ready, timeout=timeout)
             if port is not None:
-                self.wait_for_port(port, timeout)
+                self.wait_for_port(port, timeout, host)
         except BaseException:
             self.stop()  # a start that failed leaves nothing running
             raise
@@ -110,9 +116,9 @@ class Process:
         self.wait_until(lambda: text in self.output, repr(text), timeout)
         return self.output
 
-    def wait_for_port(self, port: int, timeout: float = 30.0) -> None:
-        """Wait until something accepts connections on ``port``."""
-        self.wait_until(lambda: port_in_use(port), f"port {port} to open", timeout)
+    def wait_for_port(self, port: int, timeout: float = 30.0, host: str = "127.0.0.1") -> None:
+        """Wait until something accepts connections on ``host:port``."""
+        self.wait_until(lambda: port_in_use(port, host), f"port {port} to open on {host}", timeout)
 
     def wait_until(self, done, what: str, timeout: float = 30.0) -> None:
         """Wait until ``done()``; fail, with the output, when the process exits first or time runs out."""

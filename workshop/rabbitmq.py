@@ -119,13 +119,8 @@ class RabbitMQServer:
         if not binary:
             raise FileNotFoundError("no rabbitmq-server on this machine")
         self.binary = binary
-        self.bind, self.user, self.password, self.wrap, self.config = (
-            bind,
-            user,
-            password,
-            list(wrap or []),
-            config,
-        )
+        self.bind, self.wrap, self.config = bind, list(wrap or []), config
+        self.user, self.password = user, password
         self._pick_ports()
         self._started = False
         self.process: Process | None = None
@@ -195,8 +190,7 @@ class RabbitMQServer:
             raise RuntimeError(f"this RabbitMQ node (port {self.port}) is already running")
         self.process = Process([*self.wrap, self.binary], cwd=self._dir.name, env=self.environ())
         try:
-            # The port check looks at this machine's 127.0.0.1: for another address, the login alone says it.
-            self.process.start(port=self.port if self.bind == "127.0.0.1" else None, timeout=timeout)
+            self.process.start(port=self.port, host=self.bind, timeout=timeout)
             wait_until(lambda: problem(self.url, timeout=1) is None, lambda: problem(self.url), timeout)
             self.process.wait_until(self._management_answers, "the management API", timeout)
         except AssertionError as exc:

@@ -119,8 +119,7 @@ class RedisServer:
             self._dir = tempfile.TemporaryDirectory(prefix="workshop-redis-")
         self.process = Process(self.command(self._dir.name))
         try:
-            # The port check looks at this machine's 127.0.0.1: for another address, PING alone says it.
-            self.process.start(port=self.port if self.bind == "127.0.0.1" else None, timeout=timeout)
+            self.process.start(port=self.port, host=self.bind, timeout=timeout)
             # Our own process must be the one answering, not another server on the port.
             self.process.wait_until(lambda: ping(self.url, timeout=0.2), "an answer to PING", timeout)
         except AssertionError as exc:

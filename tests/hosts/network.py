@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 from dataclasses import dataclass
@@ -75,6 +76,12 @@ class Host:
     def process(self, args: list[str], **options) -> Process:
         """A process that runs on this host (unstarted): it sees only this host's network."""
         return Process(self.command(args), **options)
+
+    def firewall(self, rules: str) -> None:
+        """Load nftables ``rules`` on this host (``nft -f``)."""
+        if not shutil.which("nft"):
+            missing("nft", "Debian: apt install nftables")
+        subprocess.run(self.command(["nft", "-f", "-"]), input=rules, text=True, check=True, timeout=10)
 
     def cut(self) -> None:
         ip("link", "set", self.cable, "down")

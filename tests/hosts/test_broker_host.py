@@ -13,8 +13,7 @@ import pytest
 
 from tests.harness import missing
 from tests.hosts.deployment import EXAMPLES, on_test_hosts
-from workshop.processes import wait_until
-from workshop.redis_server import RedisServer, find_redis_server
+from workshop.redis_server import find_redis_server
 
 # The ports broker.nft names: Redis; RabbitMQ and its management page; RabbitMQ's epmd and distribution.
 BROKER_PORTS, BETWEEN_NODES = [6379, 5672, 15672], [4369, 25672]
@@ -31,12 +30,6 @@ LISTEN = (
 def hosts(network):
     """The page's machines, in the order of its addresses (.2 to .5), and one it does not name (.6)."""
     return {name: network.host(name) for name in ["broker", "web", "worker1", "worker2", "other"]}
-
-
-def nft(host, rules: str) -> None:
-    if not shutil.which("nft"):
-        missing("nft", "Debian: apt install nftables")
-    subprocess.run(host.command(["nft", "-f", "-"]), input=rules, text=True, check=True, timeout=10)
 
 
 def reaches(host, address: str, port: int) -> bool:
@@ -59,15 +52,14 @@ def test_the_firewall_rule_opens_the_brokers_ports_to_the_web_and_worker_hosts_o
     rules = on_test_hosts((EXAMPLES / "broker.nft").read_text(), hosts)
     try:
         assert reaches(hosts["other"], broker.address, 6379), "before the rule, anyone reaches the port"
-        nft(broker, rules)
+        broker.firewall(rules)
         named = {(name, port): reaches(hosts[name], broker.address, port)
                  for name in ("web", "worker1", "worker2") for port in BROKER_PORTS}  # fmt: skip
         others = {
             port: reaches(hosts["other"], broker.address, port) for port in BROKER_PORTS + BETWEEN_NODES
         }
         between = {port: reaches(hosts["worker1"], broker.address, port) for port in BETWEEN_NODES}
-        nft(
-            broker,
+        broker.firewall(
             rules.replace(f"{hosts['worker2'].address}, ", "").replace(f", {hosts['worker2'].address}", ""),
         )
         retired = reaches(hosts["worker2"], broker.address, 6379)
@@ -97,14 +89,11 @@ def redis_servers() -> dict[int, str]:
 def answers_to(hosts, binary: str, conf: str, folder) -> str:
     """PING from a worker host to a Redis on the broker host that reads ``conf``."""
     (folder / "redis.conf").write_text(conf)
-    server = RedisServer(port=6379, binary=binary, bind=hosts["broker"].address,
-                         wrap=hosts["broker"].command([]), config=str(folder / "redis.conf"))  # fmt: skip
-    # Not start(): it would PING from this machine's end of the bridge, which protected mode refuses too.
-    server.process = hosts["broker"].process(server.command(str(folder))[len(server.wrap) :]).start()
-    try:
+    # Not RedisServer.start(): it would PING from this machine's end of the bridge, which protected mode
+    # refuses too. The port open is enough.
+    command = [binary, str(folder / "redis.conf"), "--dir", str(folder)]
+    with hosts["broker"].process(command).start(port=6379, host=hosts["broker"].address):
         return first_answer(hosts["worker1"], hosts["broker"].address)
-    finally:
-        server.stop()
 
 
 def test_redis_refuses_other_machines_without_a_password_in_protected_mode(hosts, tmp_path):
@@ -128,14 +117,5 @@ def first_answer(host, address: str) -> str:
     """Redis's answer to PING, read off the socket (it closes the connection right after a refusal)."""
     code = (f"import socket; s = socket.create_connection(('{address}', 6379), timeout=5); "
             "s.sendall(b'PING\\r\\n'); print(s.recv(300).decode())")  # fmt: skip
-    answer = []
-
-    def answered() -> bool:  # anything but "nothing listens yet"
-        done = subprocess.run(
-            host.command([sys.executable, "-c", code]), capture_output=True, text=True, timeout=20
-        )
-        answer[:] = [done.stdout]
-        return bool(done.stdout)
-
-    wait_until(answered, "an answer from Redis", 20)
-    return answer[0]
+    return subprocess.run(host.command([sys.executable, "-c", code]), capture_output=True, text=True,
+                          timeout=20).stdout  # fmt: skip

@@ -6,7 +6,6 @@ request is made on the web host as its nginx would make it."""
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -142,8 +141,7 @@ def on_web(hosts, *curl: str) -> tuple[int, str]:
 
 
 def send(hosts, mobile: str) -> int:
-    return on_web(hosts, "-H", "Content-Type: application/json", "-d", json.dumps({"mobile": mobile}),
-                  "http://127.0.0.1:8000/users/sms/")[0]  # fmt: skip
+    return send_with_body(hosts, mobile)[0]
 
 
 def delivered_once_settled(hosts, mobiles, timeout=30.0) -> list[str]:
@@ -199,13 +197,13 @@ def test_a_web_host_that_cannot_reach_the_broker_answers_503_at_once(hosts):
     port = hosts["rabbitmq"].port if hosts["rabbitmq"] else 6379
     rule = (f"table inet cut {{\n chain input {{\n type filter hook input priority -10;\n"
             f" ip saddr {hosts['web'].address} tcp dport {port} drop\n }}\n}}\n")  # fmt: skip
-    nft(hosts["broker"], rule)
+    hosts["broker"].firewall(rule)
     try:
         started = time.monotonic()
         status, body = send_with_body(hosts, "13900009999")
         took = time.monotonic() - started
     finally:
-        nft(hosts["broker"], "delete table inet cut")
+        hosts["broker"].firewall("delete table inet cut")
     assert status == 503, body
     assert "error" in json.loads(body)
     assert took < 2.0, f"the 503 took {took:.1f} s"
@@ -214,12 +212,6 @@ def test_a_web_host_that_cannot_reach_the_broker_answers_503_at_once(hosts):
 def send_with_body(hosts, mobile: str) -> tuple[int, str]:
     return on_web(hosts, "-H", "Content-Type: application/json", "-d", json.dumps({"mobile": mobile}),
                   "http://127.0.0.1:8000/users/sms/")  # fmt: skip
-
-
-def nft(host, rules: str) -> None:
-    if not shutil.which("nft"):
-        missing("nft", "Debian: apt install nftables")
-    subprocess.run(host.command(["nft", "-f", "-"]), input=rules, text=True, check=True, timeout=10)
 
 
 @pytest.mark.parametrize("password", ["wrong-password", None], ids=["wrong password", "no password"])
