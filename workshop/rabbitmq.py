@@ -175,8 +175,11 @@ class RabbitMQServer:
             return self._start(timeout)
         except RuntimeError as exc:
             # The free ports were picked before the node binds them, and another process may have taken one
-            # meanwhile: a first start tries once more on other ports (a restart keeps its own).
-            if self._started or not any(word in str(exc) for word in ("already_used", "eaddrinuse")):
+            # meanwhile (its own epmd's too: then the node cannot register, "nodistribution"): a first start
+            # tries once more on other ports (a restart keeps its own).
+            if self._started or not any(
+                w in str(exc) for w in ("already_used", "eaddrinuse", "nodistribution")
+            ):
                 raise
             self._pick_ports()
             return self._start(timeout)
