@@ -12,23 +12,12 @@ import redis
 
 from tests.harness import MOBILE, make, missing
 from workshop import rabbitmq, screenshots
-from workshop.browser import INSTALL_HINT, TIMELINE_DONE, StepServer, chromium_path, launch
+from workshop.browser import INSTALL_HINT, TIMELINE_DONE, StepServer, chromium_path
 from workshop.processes import Process, free_port
 from workshop.steps import ROOT
 
 if not chromium_path():
     missing("Chromium", INSTALL_HINT)  # CI installs it (.ci/run): there a missing browser fails
-
-# Playwright is a dev dependency (make setup installs it): missing, it is an error, never a skip.
-from playwright import sync_api  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module", params=[1, 4], ids=["step1", "step4"])

@@ -120,17 +120,17 @@ ZH = {
     "ratio": "每秒 {rate} 个请求、短信服务商 2 秒才返回时，步骤 1 的中位响应时间是 {step1}，步骤 4 是 {step4}："
     "步骤 4 快 {ratio}。",
     "spread": "几轮测量之间相差不超过 {spread} 倍（每个接口 p50 的最大值 ÷ 最小值）。",
-    "cost": "步骤 4 的各项检查让每个请求花掉的 CPU（gunicorn 加上 Redis）是步骤 3 的 {cost}（p50 是 {p50_cost}）；跑满时，"
-    "步骤 3 每秒能处理的请求是步骤 4 的 {capacity}。",
+    "cost": "加上各项检查后，步骤 4 每个请求耗费的 CPU（gunicorn 加 Redis）是步骤 3 的 {cost}（p50 是步骤 3 的 "
+    "{p50_cost}）；跑满时，步骤 3 每秒能处理的请求数是步骤 4 的 {capacity}。",
     "best": "网关本身在 50 个并发发送方下每秒能收 {ceiling50} 条；并发 50 时最好的进程池 {best_pool} 每秒发出 "
     "{best} 条，是网关上限的 {best_share}。",
     "threads50": "步骤 4 的 Procfile 用 `--pool=threads --concurrency=50`：每秒 {threads50} 条；默认的 "
     "prefork 池开 2 个进程是 {prefork2} 条。",
     "gevent20": "gevent 开 20 个协程、用步骤 4 的配置，每秒发出 {gevent20} 条（threads：{threads20}）；"
     "加上 `--prefetch-multiplier=2` 是 {gevent20p2}，用 `--disable-prefetch` 是 {gevent20dp}。",
-    "rel_cpu": "和同一进程池里 Celery 的默认配置相比，步骤 4 的两项配置（延迟确认、预取 1）让 worker 每条短信的 "
-    "CPU 变为 {rel_settings_cpu}，发完的时间变为 {rel_settings_time}；步骤 4 的整个任务（按引用名查号码、发送占位、"
-    "打码的日志）是 {rel_cpu} 和 {rel_time}；三种情况一共重复发送了 {rel_dups} 条。",
+    "rel_cpu": "和同一进程池上 Celery 的默认配置相比，加上步骤 4 的两项配置（延迟确认、预取 1）后，worker 每条短信"
+    "耗费的 CPU 是默认配置的 {rel_settings_cpu}，发完一批的时间是 {rel_settings_time}；换成步骤 4 的整个任务（按引用名"
+    "查号码、发送占位、日志打码），两者分别是 {rel_cpu} 和 {rel_time}；三种情况一共重复发送了 {rel_dups} 条。",
     "rel_base": "用 Celery 默认配置的普通任务每秒发出 {rel_base} 条（并发 50 时网关上限的 {rel_base_share}），"
     "worker 每条短信花 {rel_base_cpu_ms} CPU；步骤 4 的任务每条花 {rel_cpu_ms}。",
     "cpu_bound": "开 100 个线程每秒发出 {cpu_bound_100} 条，并不比 50 个线程（{cpu_bound_50}）多：限制 worker 的是它"
