@@ -303,7 +303,7 @@ def left_running(processes, timeout: float = 10.0) -> list:
 class Worker(Process):
     """A real ``celery worker`` process started in the step folder, as a student starts it."""
 
-    def __init__(self, cwd: Path, app: str, *extra: str, env: dict[str, str] | None = None):
+    def __init__(self, cwd: Path, app: str, *extra: str, env: dict[str, str] | None = None, inherit=True):
         args = [
             sys.executable,
             "-m",
@@ -319,7 +319,7 @@ class Worker(Process):
             f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
             *extra,
         ]
-        super().__init__(args, cwd=cwd, env=env)
+        super().__init__(args, cwd=cwd, env=env, inherit=inherit)
         self._seen, self._since = -1, time.monotonic()
 
     @property

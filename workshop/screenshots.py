@@ -2,7 +2,8 @@
 and RabbitMQ's management UI with step 4's queues.
 
 Writes docs/assets/screenshots/: step1-sent.png (the request took the 2 s), step4-sent.png (it answered at
-once, the SMS came later), step4-verified.png (the code from the phone, typed and verified) and
+once, the SMS came later), step4-verified.png (the code from the phone, typed and verified), flower-tasks.png
+(Flower's page of that send's task: its only argument the ref, never the number or the code) and
 rabbitmq-queues.png (the Queues tab: sms and celery, SMS messages waiting in sms). That last one needs
 rabbitmq-server; without it, it is left out with a note. It runs a RabbitMQ node of its own, on free
 ports: the one on 5672 is not touched.
@@ -19,14 +20,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import requests
+
 from workshop import rabbitmq
 from workshop.browser import TIMELINE_DONE, StepServer, launch
-from workshop.steps import ROOT, step_folder
+from workshop.processes import Process, free_port, wait_until
+from workshop.steps import ROOT, step_environment, step_folder
 
 OUT = Path(os.environ.get("SCREENSHOTS_OUT") or ROOT / "docs" / "assets" / "screenshots")
 MOBILE = "13800138000"
 # Just wide enough for the card and the phone side by side.
 VIEWPORT = {"width": 800, "height": 680}
+
+FLOWER_TASK = "flower-tasks.png"
+# Flower's task page from its name down to when it started: the arguments are the point.
+FLOWER_VIEWPORT = {"width": 1000, "height": 560}
 
 RABBITMQ_QUEUES = "rabbitmq-queues.png"
 # Wide enough for the management UI's tabs on one line; high enough for the queue table.
@@ -99,6 +107,58 @@ def rabbitmq_queues(browser) -> None:
         page.close()
 
 
+def start_flower(server: StepServer) -> tuple[Process, str]:
+    """Flower beside this step 4, as its Procfile starts it (on a free port), once it hears the worker; and
+    the worker's task events on now, where Flower itself would turn them on only after 5 s."""
+    from celery import Celery
+
+    port = free_port()
+    environment = step_environment(server.redis.url, server.gateway_url)
+    command = [sys.executable, "-m", "celery", "-A", "mycelery.main", "flower", "--address=127.0.0.1"]
+    flower = Process([*command, f"--port={port}"], cwd=server.folder, env=environment).start(port=port)
+    url = f"http://127.0.0.1:{port}"
+
+    def heard() -> bool:  # a worker event reached Flower: its receiver is listening
+        return bool(requests.get(f"{url}/workers?json=1", timeout=5).json()["data"])
+
+    wait_until(heard, "Flower to hear from the worker", timeout=30)
+    app = Celery(broker=environment["CELERY_BROKER_URL"], set_as_current=False)
+    try:
+        replies = app.control.enable_events(reply=True, limit=1, timeout=5)
+    finally:
+        app.close()
+    if not replies:
+        flower.stop()
+        raise SystemExit("The worker did not answer enable_events: Flower would show no task.")
+    return flower, url
+
+
+def shows(text: str, secret: str) -> bool:
+    """``secret`` as a word of its own: not inside a longer run of digits, nor a time's fraction of a second."""
+    return re.search(rf"(?<![\w.]){re.escape(secret)}(?!\w|\.\d)", text) is not None
+
+
+def flower_task(browser, url: str, secrets: list[str]) -> None:
+    """Flower's Tasks tab, then the send's task page once it says SUCCESS; it must show neither secret."""
+    page = browser.new_page(viewport=FLOWER_VIEWPORT)
+    page.goto(f"{url}/tasks")
+    page.click("a[href^='/task/']")  # the only task: the SMS just sent
+
+    def succeeded() -> bool:
+        page.reload()
+        return "SUCCESS" in page.inner_text("body")
+
+    wait_until(succeeded, "Flower to show the task's SUCCESS", timeout=20)
+    text = page.inner_text("body")
+    if "mycelery.sms.tasks.send_sms" not in text:
+        raise SystemExit(f"Flower's task page does not show send_sms:\n{text}")
+    leaked = [secret for secret in secrets if shows(text, secret)]
+    if leaked:
+        raise SystemExit(f"Flower's task page shows {leaked}: the message must carry only a ref.")
+    save(page, FLOWER_TASK)
+    page.close()
+
+
 def main() -> int:
     from playwright.sync_api import sync_playwright
 
@@ -119,16 +179,20 @@ def main() -> int:
                 save(page, "step1-sent.png")
                 page.close()
             with StepServer(4, latency=2.0) as server:
-                page = browser.new_page(viewport=VIEWPORT, locale="zh-CN")
-                send(page, server)
-                save(page, "step4-sent.png")
-                # The code as a person reads it: from the SMS on the phone.
-                sms = page.locator("#messages .sms").first.inner_text()
-                page.fill("#code", re.search(r"\d{6}", sms).group())
-                page.click("#verify")
-                page.wait_for_selector("#verify-result.ok", timeout=30_000)
-                save(page, "step4-verified.png")
-                page.close()
+                flower, flower_url = start_flower(server)
+                with flower:
+                    page = browser.new_page(viewport=VIEWPORT, locale="zh-CN")
+                    send(page, server)
+                    save(page, "step4-sent.png")
+                    # The code as a person reads it: from the SMS on the phone.
+                    sms = page.locator("#messages .sms").first.inner_text()
+                    code = re.search(r"\d{6}", sms).group()
+                    page.fill("#code", code)
+                    page.click("#verify")
+                    page.wait_for_selector("#verify-result.ok", timeout=30_000)
+                    save(page, "step4-verified.png")
+                    page.close()
+                    flower_task(browser, flower_url, [MOBILE, code])
             if rabbitmq.find_server():
                 rabbitmq_queues(browser)
             else:

@@ -16,6 +16,7 @@ MAKE_SETUP = "tests/docs/test_docs.py::test_cheap_make_targets_run_as_typed"
 HOSTS = "tests/hosts/test_hosts.py::"
 DEPLOYMENT = "tests/hosts/test_deployment.py::"
 GATEWAY_CONTROL = "tests/docs/test_docs.py::test_the_gateway_control_commands_on_the_reference_page_reproduce_step_4s_failures"
+LAYOUT = "tests/examples/test_celery_layout.py::"
 
 COMMANDS = {
     # The two commands, and make targets as typed.
@@ -101,6 +102,20 @@ COMMANDS = {
     "celery -A mycelery.main inspect active_queues": STEP4_COMMANDS
     + "test_inspect_shows_the_sms_task_and_its_queue",
     "celery -A mycelery.main purge -f": STEP4_COMMANDS + "test_purge_empties_the_queues",
+    # Looking inside (monitoring.md), against a worker started as step 4's Procfile starts it.
+    **{
+        f"celery -A mycelery.main inspect {command}": STEP4_COMMANDS
+        + "test_inspect_active_reserved_stats_and_scheduled"
+        for command in ("active", "reserved", "scheduled", "stats")
+    },
+    **{
+        line: STEP4_COMMANDS + "test_events_and_events_dump_show_the_task_with_only_its_ref"
+        for line in (
+            "celery -A mycelery.main control enable_events",
+            "celery -A mycelery.main events",
+            "celery -A mycelery.main events --dump",
+        )
+    },
     "python manage.py check --deploy": "tests/step04/test_09_settings.py::test_check_deploy_is_clean_in_production_mode",
     "DJANGO_DEBUG=0 DJANGO_SECRET_KEY=\"$(python -c 'import secrets; print(secrets.token_urlsafe(50))')\" DJANGO_ALLOWED_HOSTS=sms.example.com python manage.py check --deploy": "tests/step04/test_09_settings.py::test_check_deploy_is_clean_in_production_mode",
     # Talking to the running demo (the demo test sends the same requests on its free ports).
@@ -109,8 +124,10 @@ COMMANDS = {
         DEMO + "test_make_run_step_1_waits_for_the_gateway",
         HOSTILE_LIMITS + "test_the_chapters_get_and_head_send_nothing_through_the_server",
     ],
-    'curl -i -H "Content-Type: application/json" -d \'{"mobile": "13800138000"}\' http://127.0.0.1:8000/users/sms/': DEMO
-    + "test_make_demo_starts_step_4_and_ctrl_c_stops_everything",
+    'curl -i -H "Content-Type: application/json" -d \'{"mobile": "13800138000"}\' http://127.0.0.1:8000/users/sms/': [
+        DEMO + "test_make_demo_starts_step_4_and_ctrl_c_stops_everything",
+        LAYOUT + "test_a_post_returns_at_once_and_the_worker_sends_the_code",
+    ],
     'curl -i -H "Accept-Language: en" -H "Content-Type: application/json" -d \'{"mobile": "12345"}\' http://127.0.0.1:8000/users/sms/': HOSTILE_LIMITS
     + "test_messages_follow_accept_language_through_the_server",
     "make test-hostile": "tests/docs/test_docs.py::test_make_test_is_what_ci_runs",
@@ -123,9 +140,10 @@ COMMANDS = {
         WINDOWS_SAME_AS + DEMO + "test_make_run_step_1_waits_for_the_gateway",
         WINDOWS_SAME_AS + HOSTILE_LIMITS + "test_the_chapters_get_and_head_send_nothing_through_the_server",
     ],
-    'Invoke-RestMethod -Method Post -Uri http://127.0.0.1:8000/users/sms/ -ContentType application/json -Body \'{"mobile": "13800138000"}\'': WINDOWS_SAME_AS
-    + DEMO
-    + "test_make_demo_starts_step_4_and_ctrl_c_stops_everything",
+    'Invoke-RestMethod -Method Post -Uri http://127.0.0.1:8000/users/sms/ -ContentType application/json -Body \'{"mobile": "13800138000"}\'': [
+        WINDOWS_SAME_AS + DEMO + "test_make_demo_starts_step_4_and_ctrl_c_stops_everything",
+        WINDOWS_SAME_AS + LAYOUT + "test_a_post_returns_at_once_and_the_worker_sends_the_code",
+    ],
     'Invoke-RestMethod -Method Post -Uri http://127.0.0.1:8000/users/sms/ -ContentType application/json -Headers @{"Accept-Language" = "en"} -Body \'{"mobile": "12345"}\'': WINDOWS_SAME_AS
     + HOSTILE_LIMITS
     + "test_messages_follow_accept_language_through_the_server",
@@ -146,7 +164,7 @@ COMMANDS = {
     # Windows without make (setup.md#windows): what `make setup` and the Procfiles do, by hand.
     ".venv\\Scripts\\Activate.ps1": WINDOWS_SAME_AS + ACTIVATE,
     "py -m venv .venv": WINDOWS_SAME_AS + MAKE_SETUP,
-    'pip install "Django>=5.2,<5.3" "djangorestframework>=3.15,<4" "celery[redis]>=5.5,<6" "django-redis>=5.4,<8" "ronglian_sms_sdk>=1.0,<2" "requests>=2.31,<3"': [
+    'pip install "Django>=5.2,<5.3" "djangorestframework>=3.15,<4" "celery[redis]>=5.5,<6" "kombu>=5.7,<6" "redis>=5.0,<8" "django-redis>=5.4,<8" "ronglian_sms_sdk>=1.0,<2" "requests>=2.31,<3" "flower>=2.0,<3"': [
         WINDOWS_SAME_AS + MAKE_SETUP,
         "tests/docs/test_docs.py::test_the_windows_install_line_asks_for_what_pyproject_pins",
     ],
@@ -166,9 +184,18 @@ COMMANDS = {
         + "tests/workshop/test_gateway.py::test_the_command_line_gateway_starts_stops_and_names_a_busy_port",
         WINDOWS_SAME_AS + DEMO + "test_make_demo_starts_step_4_and_ctrl_c_stops_everything",
     ],
-    "python manage.py runserver": WINDOWS_SAME_AS
-    + DEMO
-    + "test_make_demo_starts_step_4_and_ctrl_c_stops_everything",
+    "python manage.py runserver": [
+        WINDOWS_SAME_AS + DEMO + "test_make_demo_starts_step_4_and_ctrl_c_stops_everything",
+        LAYOUT + "test_a_post_returns_at_once_and_the_worker_sends_the_code",
+    ],
+    # Celery's own layout (layout.md): the example project, run in its folder on free ports.
+    "cd docs/examples/celery_layout": LAYOUT + "test_the_worker_finds_users_tasks_through_installed_apps",
+    "celery -A renranapi worker -Q sms,celery --loglevel=info": LAYOUT
+    + "test_the_worker_finds_users_tasks_through_installed_apps",
+    "celery -A renranapi worker -Q sms,celery --loglevel=info --pool=threads": WINDOWS_SAME_AS
+    + LAYOUT
+    + "test_the_worker_finds_users_tasks_through_installed_apps",
+    "python manage.py check": LAYOUT + "test_manage_py_check_passes",
     # Gateway faults by hand (reference.md#gateway), run on a free port.
     **{
         line: GATEWAY_CONTROL
@@ -215,4 +242,24 @@ COMMANDS = {
     + "test_sends_from_the_web_host_are_shared_by_both_worker_hosts_and_each_arrives_once",
     'sudo rabbitmqctl set_permissions -p / sms ".*" ".*" ".*"': HOSTS
     + "test_sends_from_the_web_host_are_shared_by_both_worker_hosts_and_each_arrives_once",
+    # Testing your own tasks (testing.md): `pytest -v` in a copy of step 4 holding the examples, with REDIS_URL
+    # naming a Redis on a free port; `make redis` with REDIS_PORT is what the demo test runs.
+    "pytest -v": "tests/examples/test_testing_examples.py::test_pytest_v_in_the_project_runs_exactly_the_examples_and_passes",
+    "REDIS_URL=redis://127.0.0.1:6390 pytest -v": "tests/examples/test_testing_examples.py::test_pytest_v_in_the_project_runs_exactly_the_examples_and_passes",
+    "REDIS_PORT=6390 make redis": DEMO + "test_make_redis_and_make_worker",
+    # Running workers for real (workers.md): the rate limit set on two step 4 workers; the shutdown example in its
+    # folder, on a Redis of the test's own; Flower's unit checked by systemd-analyze and run as systemd would.
+    "celery -A mycelery.main control rate_limit mycelery.sms.tasks.send_sms 10/m": STEP4_COMMANDS
+    + "test_control_rate_limit_holds_each_worker_to_it_on_its_own",
+    "cd docs/examples/workers": "tests/examples/test_workers.py::test_ctrl_c_once_finishes_the_task_twice_gives_its_message_back",
+    "celery -A stopping worker --loglevel=info": [
+        "tests/examples/test_workers.py::test_ctrl_c_once_finishes_the_task_twice_gives_its_message_back",
+        "tests/examples/test_workers.py::test_a_prefork_child_killed_mid_task_has_its_task_run_again",
+    ],
+    "celery -A stopping worker --loglevel=info --pool=threads": "tests/examples/test_workers.py::test_ctrl_c_once_finishes_the_task_twice_gives_its_message_back",
+    'python -c "from stopping import send_slowly; send_slowly.delay()"': "tests/examples/test_workers.py::test_ctrl_c_once_finishes_the_task_twice_gives_its_message_back",
+    "sudo systemctl daemon-reload && sudo systemctl enable --now sms-flower": [
+        DEPLOYMENT + "test_systemd_accepts_the_unit",
+        DEPLOYMENT + "test_flower_run_as_the_unit_runs_it_asks_for_the_password_in_the_environment_file",
+    ],
 }

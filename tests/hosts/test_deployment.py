@@ -3,17 +3,22 @@ the page says, systemd accepts them, and the environment file passes `check --de
 
 from __future__ import annotations
 
+import re
+import shlex
 import shutil
 import subprocess
 import sys
 
 import pytest
+import requests
 
 from tests.harness import missing
 from tests.hosts.deployment import EXAMPLES, environment_file, exec_start, filled, service
-from workshop.steps import ROOT, step_folder, worker_options
+from workshop.processes import Process, free_port
+from workshop.redis_server import RedisServer
+from workshop.steps import ROOT, procfile, step_folder, worker_options
 
-UNITS = ["sms-worker.service", "sms-web.service"]
+UNITS = ["sms-worker.service", "sms-web.service", "sms-flower.service"]
 
 
 def test_the_worker_unit_runs_the_procfiles_worker_named_after_its_host():
@@ -44,6 +49,44 @@ def test_the_web_unit_waits_longer_than_gunicorn_gives_its_requests():
     from gunicorn.config import Config
 
     assert int(service("sms-web.service")["TimeoutStopSec"]) > Config().graceful_timeout
+
+
+def test_the_flower_unit_runs_the_procfiles_flower_line_and_keeps_the_password_off_it():
+    """sms-flower.service: the Procfile's flower line (its port fixed), on 127.0.0.1; the password comes from
+    sms.env (FLOWER_BASIC_AUTH), not from the command line that `ps` shows; restarted after a crash."""
+    command, folder = exec_start("sms-flower.service")
+    unit = service("sms-flower.service")
+    # The Procfile's ${FLOWER_PORT:-5555}: what the shell makes of it when FLOWER_PORT is not set.
+    line = re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", procfile(step_folder(4))["flower"])
+
+    assert command[2:] == shlex.split(line) and folder == step_folder(4)
+    assert "--address=127.0.0.1" in command
+    assert "auth" not in unit["ExecStart"].lower()
+    assert unit["EnvironmentFile"] == "/etc/renran/sms.env"
+    assert "FLOWER_BASIC_AUTH" in environment_file((EXAMPLES / "sms.env").read_text())
+    assert unit["Restart"] == "on-failure"
+
+
+def test_flower_run_as_the_unit_runs_it_asks_for_the_password_in_the_environment_file():
+    """The unit's ExecStart in its WorkingDirectory with its EnvironmentFile (a free port, a Redis of the
+    test's own as the broker): no password or a wrong one, 401; FLOWER_BASIC_AUTH's, the dashboard."""
+    command, folder = exec_start("sms-flower.service")
+    port = free_port()
+    command = [f"--port={port}" if word.startswith("--port=") else word for word in command]
+    env = environment_file(filled((EXAMPLES / "sms.env").read_text()))
+    user, password = env["FLOWER_BASIC_AUTH"].split(":", 1)
+    url = f"http://127.0.0.1:{port}/"
+
+    with RedisServer() as broker:
+        env |= {"REDIS_URL": broker.url, "CELERY_BROKER_URL": f"{broker.url}/15",
+                "CELERY_RESULT_BACKEND": f"{broker.url}/14"}  # fmt: skip
+        with Process(command, cwd=folder, env=env).start(port=port, timeout=60):
+            anonymous = requests.get(url, timeout=10)
+            wrong = requests.get(url, auth=(user, "not-the-password"), timeout=10)
+            page = requests.get(url, auth=(user, password), timeout=10)
+
+    assert anonymous.status_code == wrong.status_code == 401
+    assert page.status_code == 200 and "Flower" in page.text
 
 
 @pytest.mark.parametrize("name", UNITS)

@@ -3,6 +3,7 @@
 import os
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ RESULT_TIMEOUT = 30
 # What the step 2 page (docs/step2.md#call) has a student type in the step folder, with the virtual
 # environment active. The tests below run these exact lines.
 DELAY_COMMAND = 'python -c "from mycelery.sms.tasks import send_sms2; r = send_sms2.delay(); print(r.get(timeout=10), r.state)"'
+# What docs/monitoring.md#async-result has a student type in a Python shell in the step folder.
+ASYNC_RESULT = Path(__file__).resolve().parents[2] / "docs" / "examples" / "monitoring" / "async_result.py"
 TYPO_COMMAND = """python -c "from mycelery.main import app; app.send_task('send_sms3').get(timeout=10)\""""
 # The result store keeps what a task returns: the step's tasks return a string to show it.
 RETURNS = (
@@ -80,7 +83,8 @@ def test_the_worker_lists_both_task_names(start_worker):
 
 
 def test_delay_runs_on_a_real_worker_and_the_result_backend_says_success(start_worker, step_path):
-    """.delay() runs each task on a real worker; the result backend holds SUCCESS and the return value."""
+    """.delay() runs each task on a real worker; the result backend holds SUCCESS and the return value, which
+    AsyncResult finds again by the task id alone."""
     from mycelery.sms.tasks import send_sms, send_sms2
 
     worker = start_worker()
@@ -100,6 +104,13 @@ def test_delay_runs_on_a_real_worker_and_the_result_backend_says_success(start_w
     assert typed.stdout == "send_sms2: ok SUCCESS\n", (
         RETURNS.format("send_sms2") + f"; it printed {typed.stdout!r}"
     )
+
+    # The monitoring page's lines, run in the step folder: the id is enough, and an unknown id is PENDING.
+    looked_up = python(ASYNC_RESULT.read_text(), step_path)
+    assert looked_up.returncode == 0, looked_up.stderr
+    task_id, value, state, unknown = looked_up.stdout.splitlines()
+    assert str(uuid.UUID(task_id)) == task_id
+    assert (value, state, unknown) == ("send_sms2: ok", "SUCCESS True", "PENDING"), looked_up.stdout
 
 
 def test_send_task_finds_the_task_by_its_name(start_worker):

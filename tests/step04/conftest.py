@@ -84,9 +84,9 @@ def sms_worker(start_worker, step_path):
 
     options = worker_options(step_path)
     queue = app.amqp.router.route({}, "mycelery.sms.tasks.send_sms")["queue"].name
-    consumed = (
-        options[options.index("-Q") + 1].split(",") if "-Q" in options else [app.conf.task_default_queue]
-    )
+    # What a worker consumes: -Q's list, else every queue CELERY_TASK_QUEUES declares, else the default one.
+    declared = [q.name for q in app.conf.task_queues or ()] or [app.conf.task_default_queue]
+    consumed = options[options.index("-Q") + 1].split(",") if "-Q" in options else declared
     if queue not in consumed:
         pytest.fail(
             f"send_sms goes to the {queue} queue, and the Procfile's worker consumes only {consumed}: "
