@@ -4,8 +4,9 @@ python -m workshop.testrun 1 2 3      # the gateway's tests, steps 1-3, then tes
 
 The steps with a broker (2-4) are run a second time with BROKER=rabbitmq, and so are the hostile
 matrix's broker cells (marked ``broker``): the same claims proven on RabbitMQ. That lane runs beside the
-Redis step suites, the demo's and the docs', which spend most of their time waiting for processes; its
-output is printed after them.
+Redis step suites, the demo's and the docs', which spend most of their time waiting for processes; so
+does a second lane, the test hosts (tests/hosts), which wait on network timeouts. The lanes' output is
+printed after the others'.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ REDIS, RABBITMQ = {"BROKER": "redis"}, {"BROKER": "rabbitmq"}
 # Suites that load both cores (Chromium, four exercise checks at a time, the hostile floods): not beside
 # the RabbitMQ lane, whose tests have time bounds of their own.
 BOTH_CORES = {"browser", "exercises", "hostile"}
+# Suites that run in a lane of their own, beside the light ones: they mostly wait (network timeouts).
+OWN_LANE = {"hosts"}
 
 
 def suites(steps: list[str]) -> list[Path]:
@@ -73,28 +76,45 @@ def main(argv: list[str]) -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         lane_rows: list = []
-        lane_log = Path(tmp) / "rabbitmq.log"
+        logs: list[Path] = []
 
-        def rabbitmq_lane():
-            with open(lane_log, "w") as output:
-                for name, args in rabbitmq_passes(argv):
-                    output.write(f"\n==> {name} on RabbitMQ\n")
-                    output.flush()
-                    junit = Path(tmp) / f"rabbitmq-{Path(name).name}.xml"
-                    lane_rows.append((f"{name} (rabbitmq)", *run_suite(name, args, junit, RABBITMQ, output)))
+        def start_lane(name: str, passes: list[tuple[str, list[str], dict]]) -> threading.Thread:
+            """Run the suites one after another in a thread: (suite, pytest arguments, environment)."""
+            log = Path(tmp) / f"{name}.log"
+            logs.append(log)
 
-        lane = threading.Thread(target=rabbitmq_lane)
-        lane.start()
-        # The light suites first, beside the lane; then, once it is done, those that load both cores.
-        for suite in sorted(suites(argv), key=lambda suite: suite.name in BOTH_CORES):
-            if suite.name in BOTH_CORES and lane.is_alive():
-                print("\n==> waiting for the RabbitMQ lane", flush=True)
-                lane.join()
+            def run():
+                with open(log, "w") as output:
+                    for suite, args, env in passes:
+                        label = f"{suite} on RabbitMQ" if env is RABBITMQ else suite
+                        output.write(f"\n==> {label}\n")
+                        output.flush()
+                        junit = Path(tmp) / f"{name}-{Path(suite).name}.xml"
+                        row = f"{suite} (rabbitmq)" if env is RABBITMQ else suite
+                        lane_rows.append((row, *run_suite(suite, args, junit, env, output)))
+
+            thread = threading.Thread(target=run)
+            thread.start()
+            return thread
+
+        found = suites(argv)
+        lanes = [
+            start_lane("rabbitmq", [(name, args, RABBITMQ) for name, args in rabbitmq_passes(argv)]),
+            start_lane("hosts", [(str(s.relative_to(ROOT)), [], REDIS) for s in found if s.name in OWN_LANE]),
+        ]
+        # The light suites first, beside the lanes; then, once they are done, those that load both cores.
+        for suite in sorted((s for s in found if s.name not in OWN_LANE), key=lambda s: s.name in BOTH_CORES):
+            if suite.name in BOTH_CORES and any(lane.is_alive() for lane in lanes):
+                print("\n==> waiting for the lanes (RabbitMQ, test hosts)", flush=True)
+                for lane_thread in lanes:
+                    lane_thread.join()
             name = suite.relative_to(ROOT)
             print(f"\n==> {name}", flush=True)
             rows.append((str(name), *run_suite(str(name), [], Path(tmp) / f"{suite.name}.xml", REDIS)))
-        lane.join()
-        print(lane_log.read_text(), flush=True)
+        for lane_thread in lanes:
+            lane_thread.join()
+        for log in logs:
+            print(log.read_text(), flush=True)
         rows += lane_rows
 
     print("\n==> summary")
