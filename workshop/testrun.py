@@ -4,9 +4,9 @@ python -m workshop.testrun 1 2 3      # the gateway's tests, steps 1-3, then tes
 
 The steps with a broker (2-4) are run a second time with BROKER=rabbitmq, and so are the hostile
 matrix's broker cells (marked ``broker``): the same claims proven on RabbitMQ. That lane runs beside the
-Redis step suites, the demo's and the docs', which spend most of their time waiting for processes; so
-does a second lane, the test hosts (tests/hosts), which wait on network timeouts. The lanes' output is
-printed after the others'.
+Redis step suites and the docs', which spend most of their time waiting for processes; so does a second
+lane, the test hosts (tests/hosts) and the demo (tests/demo), which wait on network timeouts and on make.
+The lanes' output is printed after the others'.
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ REDIS, RABBITMQ = {"BROKER": "redis"}, {"BROKER": "rabbitmq"}
 # Suites that load both cores (Chromium, four exercise checks at a time, the hostile floods): not beside
 # the RabbitMQ lane, whose tests have time bounds of their own.
 BOTH_CORES = {"browser", "exercises", "hostile"}
-# Suites that run in a lane of their own, beside the light ones: they mostly wait (network timeouts).
-OWN_LANE = {"hosts"}
+# Suites that run in a lane of their own, beside the light ones: they mostly wait (network timeouts, make
+# starting and stopping whole demos).
+OWN_LANE = {"hosts", "demo"}
 
 
 def suites(steps: list[str]) -> list[Path]:
@@ -100,12 +101,14 @@ def main(argv: list[str]) -> int:
         found = suites(argv)
         lanes = [
             start_lane("rabbitmq", [(name, args, RABBITMQ) for name, args in rabbitmq_passes(argv)]),
-            start_lane("hosts", [(str(s.relative_to(ROOT)), [], REDIS) for s in found if s.name in OWN_LANE]),
+            start_lane(
+                "waiting", [(str(s.relative_to(ROOT)), [], REDIS) for s in found if s.name in OWN_LANE]
+            ),
         ]
         # The light suites first, beside the lanes; then, once they are done, those that load both cores.
         for suite in sorted((s for s in found if s.name not in OWN_LANE), key=lambda s: s.name in BOTH_CORES):
             if suite.name in BOTH_CORES and any(lane.is_alive() for lane in lanes):
-                print("\n==> waiting for the lanes (RabbitMQ, test hosts)", flush=True)
+                print("\n==> waiting for the lanes (RabbitMQ; test hosts and demo)", flush=True)
                 for lane_thread in lanes:
                     lane_thread.join()
             name = suite.relative_to(ROOT)

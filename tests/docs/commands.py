@@ -249,7 +249,7 @@ COMMANDS = {
     "REDIS_PORT=6390 make redis": DEMO + "test_make_redis_and_make_worker",
     # Running workers for real (workers.md): the rate limit set on two step 4 workers; the shutdown example in its
     # folder, on a Redis of the test's own; Flower's unit checked by systemd-analyze and run as systemd would.
-    "celery -A mycelery.main control rate_limit mycelery.sms.tasks.send_sms 10/m": STEP4_COMMANDS
+    "celery -A mycelery.main control rate_limit mycelery.sms.tasks.send_sms 1/m": STEP4_COMMANDS
     + "test_control_rate_limit_holds_each_worker_to_it_on_its_own",
     "cd docs/examples/workers": "tests/examples/test_workers.py::test_ctrl_c_once_finishes_the_task_twice_gives_its_message_back",
     "celery -A stopping worker --loglevel=info": [

@@ -307,20 +307,21 @@ def test_the_windows_pool_drains_a_queue_in_time(send, gateway, sms_worker):
 
 
 def test_control_rate_limit_holds_each_worker_to_it_on_its_own(step_path, sms_worker):
-    """`celery -A mycelery.main control rate_limit mycelery.sms.tasks.send_sms 10/m` (workers.md#rate-limit):
+    """`celery -A mycelery.main control rate_limit mycelery.sms.tasks.send_sms 1/m` (workers.md#rate-limit):
     each worker says so, then runs one send and holds the next: the limit is per worker."""
     from mycelery.sms.tasks import send_sms
 
     # The Procfile's worker with one thread: one message in hand at a time (prefetch 1).
     workers = [sms_worker("--concurrency=1") for _ in range(2)]
 
-    result = celery(step_path, "control", "rate_limit", "mycelery.sms.tasks.send_sms", "10/m")
+    result = celery(step_path, "control", "rate_limit", "mycelery.sms.tasks.send_sms", "1/m")
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("new rate limit set successfully") == 2, result.stdout
     for i in range(4):  # messages whose send has expired: the task looks in Redis and returns at once
         send_sms.delay(f"expired-{i}")
-    # Each worker runs one at once and takes the next, which waits 6 s (10 a minute) for its turn.
+    # Each worker runs one at once and takes the next, which waits a minute for its turn: a limit shared by
+    # both would have let one run in that minute, not two.
     wait_until(
         lambda: sum(w.log.count("] received") for w in workers) == 4, "four messages taken", timeout=20
     )
