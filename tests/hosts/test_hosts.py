@@ -313,8 +313,8 @@ def test_sigterm_as_systemd_sends_it_lets_the_running_send_finish(hosts):
     assert send(hosts, "13900007777") == 200
     gateway.wait_until_held(1, timeout=30)
     # This send's message, by its task id: the one received since the send that has not ended (the provider
-    # holds it). A message an earlier test left may come too (RabbitMQ can hand out again, after a kill -9,
-    # a message acknowledged just before it): the claim ends that one at once, without calling the provider.
+    # holds it). A message an earlier test left may come first (seen once on RabbitMQ, after the restart
+    # test had settled): the claim ends that one at once, without calling the provider.
     in_hand: list[str] = []
 
     def ours() -> bool:
