@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import signal
 import sys
 import threading
@@ -40,6 +41,17 @@ SEND_PATH = "/2013-12-26/Accounts/{}/SMS/TemplateSMS"
 SUCCESS = "000000"
 MAX_HOLD = 60.0
 STALE_AFTER = 300
+
+
+def leaks(text: str, codes: set[str], mobiles: set[str]) -> list[str]:
+    """What of an SMS and of the provider's credentials ``text`` shows: the codes (as a word of their own:
+    not inside a longer run of digits or hex, nor the fraction of a timestamp), the full numbers, and the
+    signature or the default auth token."""
+    found = [code for code in codes if re.search(rf"(?<![\w.]){code}(?!\w|\.\d)", text)]
+    found += [mobile for mobile in mobiles if re.search(rf"(?<!\d){mobile}(?!\d)", text)]
+    found += [secret for secret in ("sig=", DEFAULT_AUTH_TOKEN) if secret in text]
+    return found
+
 
 # Ronglian-style status codes. Ronglian reports errors in the body with HTTP 200.
 ERRORS = {

@@ -24,6 +24,7 @@ import requests
 
 from workshop import rabbitmq
 from workshop.browser import TIMELINE_DONE, StepServer, launch
+from workshop.gateway import leaks
 from workshop.processes import Process, free_port, wait_until
 from workshop.steps import ROOT, step_environment, step_folder
 
@@ -133,13 +134,9 @@ def start_flower(server: StepServer) -> tuple[Process, str]:
     return flower, url
 
 
-def shows(text: str, secret: str) -> bool:
-    """``secret`` as a word of its own: not inside a longer run of digits, nor a time's fraction of a second."""
-    return re.search(rf"(?<![\w.]){re.escape(secret)}(?!\w|\.\d)", text) is not None
-
-
-def flower_task(browser, url: str, secrets: list[str]) -> None:
-    """Flower's Tasks tab, then the send's task page once it says SUCCESS; it must show neither secret."""
+def flower_task(browser, url: str, code: str) -> None:
+    """Flower's Tasks tab, then the send's task page once it says SUCCESS; it must show neither the number
+    nor the code."""
     page = browser.new_page(viewport=FLOWER_VIEWPORT)
     page.goto(f"{url}/tasks")
     page.click("a[href^='/task/']")  # the only task: the SMS just sent
@@ -152,7 +149,7 @@ def flower_task(browser, url: str, secrets: list[str]) -> None:
     text = page.inner_text("body")
     if "mycelery.sms.tasks.send_sms" not in text:
         raise SystemExit(f"Flower's task page does not show send_sms:\n{text}")
-    leaked = [secret for secret in secrets if shows(text, secret)]
+    leaked = leaks(text, {code}, {MOBILE})
     if leaked:
         raise SystemExit(f"Flower's task page shows {leaked}: the message must carry only a ref.")
     save(page, FLOWER_TASK)
@@ -192,7 +189,7 @@ def main() -> int:
                     page.wait_for_selector("#verify-result.ok", timeout=30_000)
                     save(page, "step4-verified.png")
                     page.close()
-                    flower_task(browser, flower_url, [MOBILE, code])
+                    flower_task(browser, flower_url, code)
             if rabbitmq.find_server():
                 rabbitmq_queues(browser)
             else:

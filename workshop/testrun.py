@@ -79,20 +79,19 @@ def main(argv: list[str]) -> int:
         lane_rows: list = []
         logs: list[Path] = []
 
-        def start_lane(name: str, passes: list[tuple[str, list[str], dict]]) -> threading.Thread:
-            """Run the suites one after another in a thread: (suite, pytest arguments, environment)."""
+        def start_lane(name: str, passes: list[tuple[str, list[str]]], env: dict) -> threading.Thread:
+            """Run the suites (suite, pytest arguments) one after another in a thread, with ``env``."""
             log = Path(tmp) / f"{name}.log"
             logs.append(log)
+            on, row = (" on RabbitMQ", " (rabbitmq)") if env is RABBITMQ else ("", "")
 
             def run():
                 with open(log, "w") as output:
-                    for suite, args, env in passes:
-                        label = f"{suite} on RabbitMQ" if env is RABBITMQ else suite
-                        output.write(f"\n==> {label}\n")
+                    for suite, args in passes:
+                        output.write(f"\n==> {suite}{on}\n")
                         output.flush()
                         junit = Path(tmp) / f"{name}-{Path(suite).name}.xml"
-                        row = f"{suite} (rabbitmq)" if env is RABBITMQ else suite
-                        lane_rows.append((row, *run_suite(suite, args, junit, env, output)))
+                        lane_rows.append((suite + row, *run_suite(suite, args, junit, env, output)))
 
             thread = threading.Thread(target=run)
             thread.start()
@@ -100,9 +99,9 @@ def main(argv: list[str]) -> int:
 
         found = suites(argv)
         lanes = [
-            start_lane("rabbitmq", [(name, args, RABBITMQ) for name, args in rabbitmq_passes(argv)]),
+            start_lane("rabbitmq", rabbitmq_passes(argv), RABBITMQ),
             start_lane(
-                "waiting", [(str(s.relative_to(ROOT)), [], REDIS) for s in found if s.name in OWN_LANE]
+                "waiting", [(str(s.relative_to(ROOT)), []) for s in found if s.name in OWN_LANE], REDIS
             ),
         ]
         # The light suites first, beside the lanes; then, once they are done, those that load both cores.

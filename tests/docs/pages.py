@@ -27,22 +27,35 @@ def english_of(page: Path) -> Path:
     return page.with_name(page.name[: -len(".md")] + ".en.md")
 
 
-def code_blocks(text: str) -> list[tuple[str, str]]:
-    """(language, body) of every fenced block, including those indented inside content tabs."""
-    blocks, lines, i = [], text.splitlines(), 0
+def fences(text: str) -> list[tuple[int, int, str]]:
+    """(opening line, closing line, language) of every fenced block, including those indented inside
+    content tabs: indexes into ``text.splitlines()`` (an unclosed block ends after the last line)."""
+    found, lines, i = [], text.splitlines(), 0
     while i < len(lines):
         match = FENCE.match(lines[i])
         if not match:
             i += 1
             continue
-        indent, fence = match["indent"], match["fence"]
+        start, fence = i, match["fence"]
         language = match["info"].strip().split(" ")[0].lstrip(".").lower()
-        body, i = [], i + 1
-        while i < len(lines) and lines[i].strip() != fence:
-            body.append(lines[i][len(indent) :] if lines[i].startswith(indent) else lines[i].lstrip())
-            i += 1
-        blocks.append((language, "\n".join(body)))
         i += 1
+        while i < len(lines) and lines[i].strip() != fence:
+            i += 1
+        found.append((start, i, language))
+        i += 1
+    return found
+
+
+def code_blocks(text: str) -> list[tuple[str, str]]:
+    """(language, body) of every fenced block, including those indented inside content tabs."""
+    lines, blocks = text.splitlines(), []
+    for start, end, language in fences(text):
+        indent = FENCE.match(lines[start])["indent"]
+        body = [
+            line[len(indent) :] if line.startswith(indent) else line.lstrip()
+            for line in lines[start + 1 : end]
+        ]
+        blocks.append((language, "\n".join(body)))
     return blocks
 
 

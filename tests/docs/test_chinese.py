@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.docs.pages import DOCS, FENCE, ROOT, SNIPPET, chinese_pages, code_blocks, english_pages, snippets
+from tests.docs.pages import DOCS, ROOT, SNIPPET, chinese_pages, english_pages, fences, snippets
 
 
 @dataclass(frozen=True)
@@ -56,29 +56,19 @@ BANNED = [
 ]
 
 
-def walk(text: str, first: int = 1) -> tuple[list[tuple[int, str]], list[str]]:
-    """The prose, as (line number, line) with inline code blanked, and the language of every fenced block,
-    found as code_blocks() finds them. Code blocks and snippet includes are left out of the prose; a
-    mermaid block's lines stay in it, its labels being read."""
-    lines, kept, languages, i = text.splitlines(), [], [], 0
-    while i < len(lines):
-        match = FENCE.match(lines[i])
-        if match:
-            fence, language = match["fence"], match["info"].strip().split(" ")[0].lstrip(".").lower()
-            languages.append(language)
-            i += 1
-            while i < len(lines) and lines[i].strip() != fence:
-                if language == "mermaid":
-                    kept.append((first + i, lines[i]))
-                i += 1
-        elif not SNIPPET.match(lines[i]):
-            kept.append((first + i, re.sub(r"(`+).+?\1", " ", lines[i])))
-        i += 1
-    return kept, languages
-
-
 def prose(text: str, first: int = 1) -> list[tuple[int, str]]:
-    return walk(text, first)[0]
+    """The prose, as (line number, line) with inline code blanked. Fenced blocks (found by fences(), as
+    code_blocks() finds them) and snippet includes are left out; a mermaid block's lines stay in, its
+    labels being read."""
+    code, diagram = set(), set()
+    for start, end, language in fences(text):
+        (diagram if language == "mermaid" else code).update(range(start + 1, end))
+        code |= {start, end}
+    return [
+        (first + i, line if i in diagram else re.sub(r"(`+).+?\1", " ", line))
+        for i, line in enumerate(text.splitlines())
+        if i not in code and (i in diagram or not SNIPPET.match(line))
+    ]
 
 
 def included_chinese(text: str) -> list[tuple[str, int, str]]:
@@ -155,11 +145,17 @@ def test_code_inline_code_and_includes_are_not_prose_but_diagram_labels_are():
     assert [(n, found) for n, found, _ in flagged(prose(text))] == [(13, "回答")]
 
 
-def test_prose_leaves_out_the_same_code_blocks_the_parity_test_sees():
-    """walk() and code_blocks() agree on every page's fences, so no code is read as prose."""
+def test_prose_leaves_out_every_code_block_on_every_page():
+    """No line of a fenced block but a diagram's is read as prose: prose() skips the fences code_blocks(),
+    and so the parity test, sees."""
     for page in [*chinese_pages(), *english_pages()]:
         text = page.read_text(encoding="utf-8")
-        assert walk(text)[1] == [language for language, _ in code_blocks(text)], page.name
+        read = {n - 1 for n, _ in prose(text)}
+        for start, end, language in fences(text):
+            if language != "mermaid":
+                assert not read & set(range(start, end + 1)), (
+                    f"{page.name}: code at line {start + 1} read as prose"
+                )
 
 
 def test_a_zh_section_a_page_includes_is_read_too():

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import re
 import secrets
 import sys
 import threading
@@ -255,12 +254,3 @@ def inspect_replies() -> str:
 
     inspect = app.control.inspect(timeout=1.0, limit=1)  # the stack runs one worker: no need to wait longer
     return repr([inspect.active(), inspect.reserved(), inspect.scheduled(), inspect.revoked()])
-
-
-def leaks(text: str, codes: set[str], mobiles: set[str]) -> list[str]:
-    """The codes (as a word of their own: not inside a longer run of digits or hex, nor the fraction of a
-    timestamp), the full numbers and the provider's signature found in ``text``."""
-    found = [code for code in codes if re.search(rf"(?<![\w.]){code}(?!\w|\.\d)", text)]
-    found += [mobile for mobile in mobiles if re.search(rf"(?<!\d){mobile}(?!\d)", text)]
-    found += [secret for secret in ("sig=", "workshop-auth-token") if secret in text]
-    return found

@@ -22,8 +22,9 @@ import redis
 
 from tests.brokers import stored
 from tests.harness import NO_HANG
+from workshop.gateway import leaks
 
-from .stack import LOADS, READ_TIMEOUT, WORKER_CONCURRENCY, burst, flower_api, inspect_replies, leaks
+from .stack import LOADS, READ_TIMEOUT, WORKER_CONCURRENCY, burst, flower_api, inspect_replies
 
 EXACT, AT_MOST, NONE = "exactly one SMS", "at most one SMS", "no SMS"
 # The read timeout of the crash cells' worker: longer than the gateway ever holds an SMS there.

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.harness import MOBILE, NO_HANG, run, timed
-from tests.hostile.stack import leaks
+from workshop.gateway import leaks
 from workshop.processes import Process, wait_until
 from workshop.steps import worker_options
 
@@ -24,9 +24,12 @@ from workshop.steps import worker_options
 NEEDS = [0, 5]
 
 
+# `celery` is the console script of the same package as `python -m celery`.
+CELERY = [sys.executable, "-m", "celery", "-A", "mycelery.main"]
+
+
 def celery(step_path, *args):
-    # `celery` is the console script of the same package as `python -m celery`.
-    return run([sys.executable, "-m", "celery", "-A", "mycelery.main", *args], cwd=step_path, timeout=60)
+    return run([*CELERY, *args], cwd=step_path, timeout=60)
 
 
 def test_health_reports_redis_broker_and_workers(
@@ -239,15 +242,12 @@ def test_events_and_events_dump_show_the_task_with_only_its_ref(
 
     # The Procfile's worker line as it is (sms_worker has checked it): the tests' workers run without
     # heartbeats, and so without the event dispatcher that enable_events turns task events on in.
-    celery_command = [sys.executable, "-m", "celery", "-A", "mycelery.main"]
-    worker = Process(
-        [*celery_command, "worker", *worker_options(step_path), "--loglevel=info"], cwd=step_path
-    )
-    dump = Process([*celery_command, "events", "--dump"], cwd=step_path)
+    worker = Process([*CELERY, "worker", *worker_options(step_path), "--loglevel=info"], cwd=step_path)
+    dump = Process([*CELERY, "events", "--dump"], cwd=step_path)
     monitor = None
     try:
         worker.start(ready=" ready.")
-        monitor = Terminal([*celery_command, "events"], step_path)
+        monitor = Terminal([*CELERY, "events"], step_path)
         dump.start(ready="starting capture", timeout=30)
         wait_until(lambda: "Keys: j:down" in monitor.screen, "the curses monitor's screen", timeout=30)
         enabled = celery(step_path, "control", "enable_events")
