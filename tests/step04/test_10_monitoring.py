@@ -32,6 +32,18 @@ def celery(step_path, *args):
     return run([*CELERY, *args], cwd=step_path, timeout=60)
 
 
+def inspect(step_path, command):
+    """`celery -A mycelery.main inspect <command>` as typed. A worker that has just started may miss its
+    1 s wait on a busy machine ("No nodes replied"): asked again until it answers, as the health test does."""
+    results = []
+    wait_until(
+        lambda: results.append(celery(step_path, "inspect", command)) or results[-1].returncode == 0,
+        lambda: f"an answer to inspect {command}: {results[-1].stderr if results else ''}",
+        timeout=20,
+    )
+    return results[-1]
+
+
 def test_health_reports_redis_broker_and_workers(
     client, services, stopped, start_worker, sms_worker, settings
 ):
@@ -126,7 +138,7 @@ def test_inspect_shows_the_sms_task_and_its_queue(step_path, sms_worker, command
     """`celery -A mycelery.main inspect registered` names the SMS task; `inspect active_queues` the sms queue."""
     sms_worker()
 
-    result = celery(step_path, "inspect", command)
+    result = inspect(step_path, command)
 
     assert result.returncode == 0, result.stderr
     assert shows in result.stdout
@@ -160,7 +172,7 @@ def test_inspect_active_reserved_stats_and_scheduled(step_path, sms_worker, send
 
     with ThreadPoolExecutor() as pool:  # the worker's state holds still while the gateway holds the SMS
         active, reserved, stats = pool.map(
-            lambda command: celery(step_path, "inspect", command), ["active", "reserved", "stats"]
+            lambda command: inspect(step_path, command), ["active", "reserved", "stats"]
         )
 
     for result in (active, reserved, stats):
@@ -179,7 +191,7 @@ def test_inspect_active_reserved_stats_and_scheduled(step_path, sms_worker, send
     gateway.wait_for_messages(OTHER)
     # What a retry publishes: the same ref, with an eta. The worker holds it until then.
     send_sms.apply_async((refs[MOBILE],), countdown=60)
-    scheduled = celery(step_path, "inspect", "scheduled")
+    scheduled = inspect(step_path, "scheduled")
 
     assert scheduled.returncode == 0, scheduled.stderr
     assert "'eta':" in scheduled.stdout, scheduled.stdout
